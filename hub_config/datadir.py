@@ -1,0 +1,23 @@
+"""The hub's data dir: created private, with the database file private too."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def prepare(data_dir: Path, db_url: str) -> None:
+    """Create ``data_dir`` (mode 0700) and make an SQLite database file mode 0600.
+
+    The database file is created empty before the hub opens it, so it is never
+    readable by others, not even for a moment.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    if db_url.startswith(SQLITE_PREFIX):
+        db_file = Path(db_url[len(SQLITE_PREFIX) :])
+        fd = os.open(db_file, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        os.chmod(db_file, 0o600)

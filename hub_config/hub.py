@@ -1,0 +1,29 @@
+"""Wiring: the platform config applied to a JupyterHub config object."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import datadir, mapping
+from .config import ConfigError, load_platform_config
+
+
+def configure(c, environ=None, cwd=None) -> dict:
+    """Load the platform config and apply it to ``c``; return the validated config.
+
+    An invalid config ends the process with the one-line message and exit code 1.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = os.getcwd() if cwd is None else cwd
+    try:
+        cfg = load_platform_config(environ.get("DLHUB_CONFIG") or None)
+    except ConfigError as e:
+        sys.exit(str(e))
+    data_dir = mapping.resolve_data_dir(cfg, cwd)
+    traits = mapping.traits_for(
+        cfg, data_dir, python=sys.executable, environ=dict(environ), hub_prefix=sys.prefix
+    )
+    datadir.prepare(data_dir, traits["JupyterHub"]["db_url"])
+    mapping.apply(c, traits)
+    return cfg

@@ -1,0 +1,124 @@
+"""The platform config mapped onto JupyterHub traits, by explicit tables.
+
+:func:`traits_for` is pure: given a validated platform config (see
+:mod:`hub_config.config`) and where things live, it returns
+``{"Section": {"trait": value}}``. :func:`apply` copies that onto a traitlets
+``Config`` such as the ``c`` of ``jupyterhub_config.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Scopes of the idle culler's role: list servers and their activity, stop servers.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+SPAWNER_CLASSES = {
+    "local": "hub_config.spawners.LocalSpawner",
+}
+
+
+def resolve_data_dir(cfg: dict, cwd: str | os.PathLike) -> Path:
+    """The absolute data dir: ``hub.data_dir`` taken from ``cwd`` when relative."""
+    return (Path(cwd) / cfg["hub"]["data_dir"]).resolve()
+
+
+def db_url(cfg: dict, data_dir: Path) -> str:
+    """``hub.db_url``, or the SQLite file in the data dir when it is null."""
+    return cfg["hub"]["db_url"] or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+
+
+def user_env(cfg: dict, environ: dict, hub_prefix: str) -> str:
+    """The prefix of the Python environment user servers run from (local backend)."""
+    return cfg["local"]["user_env"] or environ.get("DLHUB_USER_ENV") or hub_prefix
+
+
+def culler_service(culling: dict, python: str) -> list[dict]:
+    """The hub-managed idle-culler service, or nothing when culling is disabled."""
+    if not culling["enabled"]:
+        return []
+    return [
+        {
+            "name": "idle-culler",
+            "command": [
+                python,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={culling['timeout']}",
+                f"--cull-every={culling['every']}",
+                f"--max-age={culling['max_age']}",
+            ],
+        }
+    ]
+
+
+def culler_roles(culling: dict) -> list[dict]:
+    if not culling["enabled"]:
+        return []
+    return [
+        {
+            "name": "idle-culler",
+            "description": "Stop idle servers (dlhub culling settings).",
+            "scopes": list(CULLER_SCOPES),
+            "services": ["idle-culler"],
+        }
+    ]
+
+
+def traits_for(
+    cfg: dict,
+    data_dir: Path,
+    *,
+    python: str,
+    environ: dict | None = None,
+    hub_prefix: str = "",
+) -> dict[str, dict]:
+    """Map a validated platform config to JupyterHub traits."""
+    environ = {} if environ is None else environ
+    hub, auth = cfg["hub"], cfg["auth"]
+    traits = {
+        "JupyterHub": {
+            "bind_url": hub["bind_url"],
+            "hub_bind_url": f"http://127.0.0.1:{hub['hub_port']}",
+            "db_url": db_url(cfg, data_dir),
+            "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
+            "pid_file": str(data_dir / "jupyterhub.pid"),
+            "log_level": hub["log_level"],
+            "authenticator_class": "nativeauthenticator.NativeAuthenticator",
+            "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
+            "services": culler_service(cfg["culling"], python),
+            "load_roles": culler_roles(cfg["culling"]),
+        },
+        "ConfigurableHTTPProxy": {
+            "api_url": f"http://127.0.0.1:{hub['proxy_api_port']}",
+            "pid_file": str(data_dir / "jupyterhub-proxy.pid"),
+        },
+        "Authenticator": {
+            "admin_users": set(auth["admin_users"]),
+            # NativeAuthenticator only lets approved accounts log in; that is the allow list.
+            "allow_all": True,
+        },
+        "NativeAuthenticator": {
+            "open_signup": auth["open_signup"],
+            "minimum_password_length": auth["minimum_password_length"],
+            "check_common_password": True,
+        },
+        "Spawner": {
+            "default_url": "/lab",
+        },
+    }
+    if cfg["backend"] == "local":
+        traits["LocalSpawner"] = {
+            "profiles": [dict(p) for p in cfg["profiles"]],
+            "user_env": user_env(cfg, environ, hub_prefix),
+            "users_dir": str(data_dir / "users"),
+        }
+    return traits
+
+
+def apply(c, traits: dict[str, dict]) -> None:
+    """Set every trait of ``traits`` on the traitlets config ``c``."""
+    for section, values in traits.items():
+        for name, value in values.items():
+            setattr(c[section], name, value)

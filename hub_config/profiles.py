@@ -1,0 +1,61 @@
+"""Profiles: the choices on the spawn form, applied to a spawner.
+
+Pure helpers, so the choice logic is tested without a hub: pick a profile from user
+options (form or REST API), render the form.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from jinja2 import Environment, select_autoescape
+
+
+class ProfileError(ValueError):
+    """A user asked for a profile that does not exist."""
+
+
+def default_profile(profiles: list[dict]) -> dict:
+    for profile in profiles:
+        if profile.get("default"):
+            return profile
+    return profiles[0]
+
+
+def choose(profiles: list[dict], user_options: dict | None) -> dict:
+    """The profile named by ``user_options["profile"]``, or the default one.
+
+    Raises :class:`ProfileError` naming the allowed choices for anything else.
+    """
+    user_options = user_options or {}
+    if "profile" not in user_options:
+        return default_profile(profiles)
+    wanted = user_options["profile"]
+    if isinstance(wanted, list) and len(wanted) == 1:
+        wanted = wanted[0]
+    for profile in profiles:
+        if isinstance(wanted, str) and profile["name"] == wanted:
+            return profile
+    names = ", ".join(p["name"] for p in profiles)
+    raise ProfileError(f"unknown profile {wanted!r}; choose one of: {names}")
+
+
+def options_from_form(formdata: dict) -> dict:
+    """Form fields (lists of strings) to user options: only ``profile`` is read."""
+    values = formdata.get("profile") or []
+    return {"profile": values[0]} if values else {}
+
+
+_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def render_form(profiles: list[dict], selected: str | None = None) -> str:
+    """The spawn form's HTML (empty when there is nothing to choose)."""
+    if len(profiles) < 2:
+        return ""
+    selected = selected or default_profile(profiles)["name"]
+    if selected not in {p["name"] for p in profiles}:
+        selected = default_profile(profiles)["name"]
+    source = resources.files("hub_config").joinpath("templates/profiles_form.html")
+    template = _env.from_string(source.read_text("utf-8"))
+    return template.render(profiles=profiles, selected=selected)

@@ -1,0 +1,89 @@
+"""Spawners for dlhub: thin subclasses that add profiles and dlhub's paths."""
+
+from __future__ import annotations
+
+import os
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from tornado import web
+from traitlets import Dict, List, Unicode, default
+
+from . import profiles
+from .naming import safe_name
+
+
+class ProfilesMixin:
+    """Profiles on the spawn form; the chosen one sets CPU and memory limits.
+
+    Mixed into a JupyterHub spawner class (before it in the bases).
+    """
+
+    profiles = List(
+        Dict(),
+        config=True,
+        help="Validated profiles from the platform config (`profiles`).",
+    )
+    profile = Dict(help="The profile of the current or last start.")
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self._render_options_form
+
+    def _render_options_form(self, spawner):
+        previous = (spawner.user_options or {}).get("profile")
+        return profiles.render_form(self.profiles, previous)
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return profiles.options_from_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return self._apply_profile
+
+    def _apply_profile(self, spawner, user_options):
+        try:
+            profile = profiles.choose(self.profiles, user_options)
+        except profiles.ProfileError as e:
+            raise web.HTTPError(400, str(e)) from None
+        self.profile = profile
+        self.cpu_limit = float(profile["cpu_limit"])
+        self.mem_limit = profile["mem_limit"]
+        self.environment = {**self.environment, "DLHUB_PROFILE": profile["name"]}
+        self.log.info("Server %s uses profile %s", self._log_name, profile["name"])
+
+
+class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
+    """User servers as local processes from dlhub's user environment.
+
+    Each user works in ``users_dir/<escaped username>``, created mode 0700.
+    """
+
+    user_env = Unicode(
+        config=True,
+        help="""Prefix of the Python environment that provides
+        `bin/jupyterhub-singleuser` (platform config `local.user_env`).""",
+    )
+    users_dir = Unicode(
+        config=True,
+        help="Directory holding one working directory per user.",
+    )
+
+    @default("cmd")
+    def _default_cmd(self):
+        return [os.path.join(self.user_env, "bin", "jupyterhub-singleuser")]
+
+    @default("home_dir")
+    def _default_home_dir(self):
+        return os.path.join(self.users_dir, safe_name(self.user.name))
+
+    def get_args(self):
+        args = super().get_args()
+        if os.geteuid() == 0:
+            # every server runs as the hub's own user here; Jupyter refuses root without this
+            args.append("--allow-root")
+        return args
+
+    async def start(self):
+        os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+        return await super().start()

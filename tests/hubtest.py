@@ -1,0 +1,316 @@
+"""A real dlhub hub for tests: started as `jupyterhub` with a platform config, driven over HTTP.
+
+:class:`RunningHub` starts the hub (which starts the real configurable-http-proxy and,
+on the local backend, real JupyterLab processes) in a temporary directory with free
+ports, and stops it by its pid. :class:`Browserless` is a ``requests`` session that
+signs up, logs in and calls the REST API the way a browser or script would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import websocket
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_PY = REPO / "hub_config" / "jupyterhub_config.py"
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def user_env() -> Path:
+    return Path(os.environ.get("DLHUB_USER_ENV") or REPO / ".venv-user")
+
+
+def missing_parts() -> list[str]:
+    """What a real hub needs that is not installed here (empty when ready)."""
+    missing = []
+    if not (user_env() / "bin" / "jupyterhub-singleuser").exists():
+        missing.append(f"user environment {user_env()} (run `make user-env`)")
+    proxy = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not proxy.exists():
+        missing.append("configurable-http-proxy (run `make proxy`)")
+    return missing
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+        except (requests.ConnectionError, OSError) as e:
+            result, last = None, e
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+class RunningHub:
+    """A hub process with its own data dir and ports."""
+
+    def __init__(self, workdir: Path, config: dict | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        base = {
+            "hub": {
+                "bind_url": f"http://127.0.0.1:{self.port}",
+                "hub_port": free_port(),
+                "proxy_api_port": free_port(),
+                "data_dir": "data",
+            },
+            "local": {"user_env": str(user_env())},
+        }
+        self.config = _merge(base, config or {})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_file = self.workdir / "dlhub.yaml"
+        self.config_file.write_text(yaml.safe_dump(self.config))
+        self.log_file = self.workdir / "hub.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["DLHUB_CONFIG"] = str(self.config_file)
+        env["PATH"] = os.pathsep.join(
+            [str(REPO / "node_modules" / ".bin"), str(Path(sys.executable).parent), env["PATH"]]
+        )
+        return env
+
+    def start(self, timeout: float = 60) -> RunningHub:
+        log = open(self.log_file, "ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(CONFIG_PY)],
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # a hub started from a background job would inherit an ignored SIGINT
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()}")
+            return requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+
+        wait_for(up, timeout, what="the hub to answer through the proxy")
+        return self
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # --- helpers over HTTP ---------------------------------------------------------
+
+    def session(self) -> Browserless:
+        return Browserless(self.url)
+
+    def admin(self, name: str = "admin", password: str | None = None) -> Browserless:
+        """Sign up and log in the configured admin; return the logged-in session."""
+        password = password or new_password()
+        s = self.session()
+        s.signup(name, password)
+        s.login(name, password)
+        return s
+
+    def approved_user(self, admin: Browserless, name: str) -> Browserless:
+        """Sign up ``name``, have ``admin`` approve them, log them in."""
+        password = new_password()
+        s = self.session()
+        s.signup(name, password)
+        admin.approve(name)
+        s.login(name, password)
+        return s
+
+
+def new_password() -> str:
+    return "pw-" + uuid.uuid4().hex
+
+
+class Browserless(requests.Session):
+    """A cookie session against one hub, with the hub's forms and API."""
+
+    def __init__(self, base: str):
+        super().__init__()
+        self.base = base
+        self.username: str | None = None
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def xsrf(self) -> str:
+        for cookie in self.cookies:
+            if cookie.name == "_xsrf":
+                return cookie.value
+        self.get(self.url("/hub/login"))
+        return next(c.value for c in self.cookies if c.name == "_xsrf")
+
+    def post_form(self, path: str, data: dict, **kw) -> requests.Response:
+        return self.post(self.url(path), data={**data, "_xsrf": self.xsrf()}, **kw)
+
+    def signup(self, name: str, password: str) -> requests.Response:
+        self.get(self.url("/hub/signup"))
+        r = self.post_form(
+            "/hub/signup",
+            {
+                "username": name,
+                "signup_password": password,
+                "signup_password_confirmation": password,
+            },
+        )
+        r.raise_for_status()
+        return r
+
+    def login(self, name: str, password: str) -> requests.Response:
+        self.get(self.url("/hub/login"))
+        r = self.post_form(
+            "/hub/login", {"username": name, "password": password}, allow_redirects=False
+        )
+        if r.status_code != 302:
+            raise AssertionError(f"login of {name} failed: {r.status_code}")
+        self.username = name
+        return r
+
+    def approve(self, name: str) -> None:
+        r = self.get(self.url(f"/hub/authorize/{name}"))
+        r.raise_for_status()
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        """Call the hub REST API with the session cookie (and the XSRF header it needs)."""
+        headers = {"X-XSRFToken": self.xsrf(), **kw.pop("headers", {})}
+        return self.request(method, self.url("/hub/api" + path), headers=headers, **kw)
+
+    def new_token(self, note: str = "test") -> str:
+        r = self.api("POST", f"/users/{self.username}/tokens", json={"note": note})
+        r.raise_for_status()
+        return r.json()["token"]
+
+
+def token_api(base: str, token: str, method: str, path: str, **kw) -> requests.Response:
+    """Call a hub or server API with a token in the Authorization header (never the URL)."""
+    headers = {"Authorization": f"token {token}", **kw.pop("headers", {})}
+    return requests.request(method, base + path, headers=headers, timeout=30, **kw)
+
+
+def start_server(base: str, token: str, user: str, options: dict | None = None, timeout=120):
+    """Start ``user``'s default server through the REST API and wait until it is ready."""
+    r = token_api(base, token, "POST", f"/hub/api/users/{user}/server", json=options or {})
+    if r.status_code not in (201, 202):
+        raise AssertionError(f"spawn of {user} refused: {r.status_code} {r.text}")
+
+    def ready():
+        model = token_api(base, token, "GET", f"/hub/api/users/{user}").json()
+        server = model["servers"].get("")
+        return server if server and server["ready"] else None
+
+    return wait_for(ready, timeout, interval=0.5, what=f"{user}'s server to be ready")
+
+
+def stop_server(base: str, token: str, user: str, timeout=60) -> None:
+    r = token_api(base, token, "DELETE", f"/hub/api/users/{user}/server")
+    assert r.status_code in (202, 204), r.text
+
+    def stopped():
+        model = token_api(base, token, "GET", f"/hub/api/users/{user}").json()
+        return "" not in model["servers"]
+
+    wait_for(stopped, timeout, what=f"{user}'s server to stop")
+
+
+def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) -> dict:
+    """Run ``code`` in a new kernel of ``user``'s server over the Jupyter websocket protocol.
+
+    Returns ``{"stdout": str, "status": "ok"|"error", "error": {...}}``.
+    """
+    prefix = f"/user/{user}/api"
+    r = token_api(base, token, "POST", f"{prefix}/kernels", json={"name": "python3"})
+    r.raise_for_status()
+    kernel = r.json()["id"]
+    ws_url = base.replace("http://", "ws://") + f"{prefix}/kernels/{kernel}/channels"
+    ws = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=timeout
+    )
+    msg_id = uuid.uuid4().hex
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": user,
+                    "session": uuid.uuid4().hex,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False, "store_history": False},
+                "channel": "shell",
+            }
+        )
+    )
+    out: dict = {"stdout": "", "status": None, "error": None}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "stream" and msg["content"]["name"] == "stdout":
+                out["stdout"] += msg["content"]["text"]
+            elif kind == "error":
+                out["error"] = msg["content"]
+            elif kind == "execute_reply":
+                out["status"] = msg["content"]["status"]
+                return out
+    finally:
+        ws.close()
+        token_api(base, token, "DELETE", f"{prefix}/kernels/{kernel}")
+    raise TimeoutError(f"no execute_reply within {timeout}s; got {out}")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,89 @@
+"""The platform config mapped onto JupyterHub traits (pure, no hub)."""
+
+from pathlib import Path
+
+from hub_config import mapping
+from hub_config.config import validate
+from traitlets.config import Config
+
+DATA = Path("/srv/dlhub")
+
+
+def traits(raw=None, **kw):
+    kw.setdefault("python", "/env/bin/python")
+    return mapping.traits_for(validate(raw or {}), DATA, **kw)
+
+
+def test_defaults():
+    t = traits()
+    hub = t["JupyterHub"]
+    assert hub["bind_url"] == "http://127.0.0.1:8000"
+    assert hub["hub_bind_url"] == "http://127.0.0.1:8081"
+    assert hub["db_url"] == "sqlite:////srv/dlhub/jupyterhub.sqlite"
+    assert hub["cookie_secret_file"] == "/srv/dlhub/jupyterhub_cookie_secret"
+    assert hub["authenticator_class"] == "nativeauthenticator.NativeAuthenticator"
+    assert hub["spawner_class"] == "hub_config.spawners.LocalSpawner"
+    assert t["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:8001"
+    assert t["Authenticator"] == {"admin_users": {"admin"}, "allow_all": True}
+    assert t["NativeAuthenticator"]["open_signup"] is False
+    assert t["LocalSpawner"]["users_dir"] == "/srv/dlhub/users"
+
+
+def test_postgres_db_url_passes_through():
+    url = "postgresql://hub:pw@db:5432/hub"
+    assert traits({"hub": {"db_url": url}})["JupyterHub"]["db_url"] == url
+
+
+def test_culler_service_has_only_the_scopes_it_needs():
+    t = traits({"culling": {"timeout": 600, "every": 60, "max_age": 86400}})
+    (service,) = t["JupyterHub"]["services"]
+    assert service["name"] == "idle-culler"
+    assert service["command"] == [
+        "/env/bin/python",
+        "-m",
+        "jupyterhub_idle_culler",
+        "--timeout=600",
+        "--cull-every=60",
+        "--max-age=86400",
+    ]
+    assert "admin" not in service
+    (role,) = t["JupyterHub"]["load_roles"]
+    assert role["services"] == ["idle-culler"]
+    assert sorted(role["scopes"]) == sorted(
+        ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+    )
+
+
+def test_culling_disabled_means_no_service_and_no_role():
+    t = traits({"culling": {"enabled": False}})
+    assert t["JupyterHub"]["services"] == []
+    assert t["JupyterHub"]["load_roles"] == []
+
+
+def test_user_env_precedence():
+    assert traits(hub_prefix="/hub")["LocalSpawner"]["user_env"] == "/hub"
+    env = {"DLHUB_USER_ENV": "/from-env"}
+    assert traits(environ=env, hub_prefix="/hub")["LocalSpawner"]["user_env"] == "/from-env"
+    cfg = {"local": {"user_env": "/from-config"}}
+    assert traits(cfg, environ=env)["LocalSpawner"]["user_env"] == "/from-config"
+
+
+def test_profiles_passed_to_spawner():
+    cfg = {"profiles": [{"name": "a", "mem_limit": "1G"}, {"name": "b", "default": True}]}
+    names = [p["name"] for p in traits(cfg)["LocalSpawner"]["profiles"]]
+    assert names == ["a", "b"]
+
+
+def test_relative_data_dir_from_cwd(tmp_path):
+    cfg = validate({"hub": {"data_dir": "state"}})
+    assert mapping.resolve_data_dir(cfg, tmp_path) == tmp_path / "state"
+    cfg = validate({"hub": {"data_dir": "/abs/dir"}})
+    assert mapping.resolve_data_dir(cfg, tmp_path) == Path("/abs/dir")
+
+
+def test_apply_sets_traits_on_config():
+    c = Config()
+    mapping.apply(c, traits({"hub": {"bind_url": "http://0.0.0.0:9000"}}))
+    assert c.JupyterHub.bind_url == "http://0.0.0.0:9000"
+    assert c.NativeAuthenticator.minimum_password_length == 8
+    assert c.LocalSpawner.profiles[0]["name"] == "cpu"
