@@ -85,7 +85,7 @@ def traits_for(
             "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
             "pid_file": str(data_dir / "jupyterhub.pid"),
             "log_level": hub["log_level"],
-            "authenticator_class": "nativeauthenticator.NativeAuthenticator",
+            "authenticator_class": "hub_config.auth.DlhubAuthenticator",
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
             "services": culler_service(cfg["culling"], python),
             "load_roles": culler_roles(cfg["culling"]),
@@ -111,7 +111,7 @@ def traits_for(
     if cfg["backend"] == "local":
         traits["LocalSpawner"] = {
             "profiles": [dict(p) for p in cfg["profiles"]],
-            "user_env": user_env(cfg, environ, hub_prefix),
+            "user_env_prefix": user_env(cfg, environ, hub_prefix),
             "users_dir": str(data_dir / "users"),
         }
     return traits

@@ -7,12 +7,13 @@ import os
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
+from traitlets.config import Configurable
 
 from . import profiles
 from .naming import safe_name
 
 
-class ProfilesMixin:
+class ProfilesMixin(Configurable):
     """Profiles on the spawn form; the chosen one sets CPU and memory limits.
 
     Mixed into a JupyterHub spawner class (before it in the bases).
@@ -59,7 +60,7 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
     Each user works in ``users_dir/<escaped username>``, created mode 0700.
     """
 
-    user_env = Unicode(
+    user_env_prefix = Unicode(
         config=True,
         help="""Prefix of the Python environment that provides
         `bin/jupyterhub-singleuser` (platform config `local.user_env`).""",
@@ -71,7 +72,7 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
 
     @default("cmd")
     def _default_cmd(self):
-        return [os.path.join(self.user_env, "bin", "jupyterhub-singleuser")]
+        return [os.path.join(self.user_env_prefix, "bin", "jupyterhub-singleuser")]
 
     @default("home_dir")
     def _default_home_dir(self):

@@ -21,7 +21,7 @@ def test_defaults():
     assert hub["hub_bind_url"] == "http://127.0.0.1:8081"
     assert hub["db_url"] == "sqlite:////srv/dlhub/jupyterhub.sqlite"
     assert hub["cookie_secret_file"] == "/srv/dlhub/jupyterhub_cookie_secret"
-    assert hub["authenticator_class"] == "nativeauthenticator.NativeAuthenticator"
+    assert hub["authenticator_class"] == "hub_config.auth.DlhubAuthenticator"
     assert hub["spawner_class"] == "hub_config.spawners.LocalSpawner"
     assert t["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:8001"
     assert t["Authenticator"] == {"admin_users": {"admin"}, "allow_all": True}
@@ -61,11 +61,11 @@ def test_culling_disabled_means_no_service_and_no_role():
 
 
 def test_user_env_precedence():
-    assert traits(hub_prefix="/hub")["LocalSpawner"]["user_env"] == "/hub"
+    assert traits(hub_prefix="/hub")["LocalSpawner"]["user_env_prefix"] == "/hub"
     env = {"DLHUB_USER_ENV": "/from-env"}
-    assert traits(environ=env, hub_prefix="/hub")["LocalSpawner"]["user_env"] == "/from-env"
+    assert traits(environ=env, hub_prefix="/hub")["LocalSpawner"]["user_env_prefix"] == "/from-env"
     cfg = {"local": {"user_env": "/from-config"}}
-    assert traits(cfg, environ=env)["LocalSpawner"]["user_env"] == "/from-config"
+    assert traits(cfg, environ=env)["LocalSpawner"]["user_env_prefix"] == "/from-config"
 
 
 def test_profiles_passed_to_spawner():

@@ -1,0 +1,87 @@
+# dlhub — `make help` lists the targets. Every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+USER_ENV := .venv-user
+LOCK := images/singleuser/requirements.txt
+PROXY := node_modules/.bin/configurable-http-proxy
+CONFIG ?=
+PYTEST_ARGS ?=
+
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export DLHUB_USER_ENV := $(CURDIR)/$(USER_ENV)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pip's output without the harmless "Location ... is ignored" lines, keeping pip's exit status
+PIP_QUIET := 2>&1 | { grep -v "is ignored" || true; }; test $${PIPESTATUS[0]} -eq 0
+
+.PHONY: help
+help: ## list the targets
+	@echo "dlhub — a team's own Colab on its own hardware"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "  make up CONFIG=path/to/dlhub.yaml   run with your own platform config"
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> hub environment: $(VENV) (jupyterhub, dlhub, test tools)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
+	@$(VENV)/bin/pip install -q -e '.[test]' $(PIP_QUIET)
+	@$(VENV)/bin/python -c "import hub_config, jupyterhub, nativeauthenticator, playwright"
+	@touch $@
+
+$(USER_ENV)/.installed: $(LOCK)
+	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
+	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
+	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
+	@$(USER_ENV)/bin/pip install -q -r $(LOCK) $(PIP_QUIET)
+	@TF_CPP_MIN_LOG_LEVEL=3 $(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel"
+	@touch $@
+
+$(PROXY): package.json package-lock.json
+	@echo "==> configurable-http-proxy into node_modules/"
+	@npm ci --no-fund --no-audit --loglevel=error
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
+
+.PHONY: up
+up: install ## run dlhub on the local backend in the foreground (Ctrl-C stops it)
+	@$(VENV)/bin/dlhub up $(if $(CONFIG),--config $(CONFIG))
+
+.PHONY: system-packages
+system-packages: ## install Chromium and PostgreSQL from Debian when missing (tests use them)
+	@$(PYTHON) tools/system_packages.py browser postgres
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff lint and format check
+	@echo "==> lint"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+.PHONY: test
+test: install system-packages lint ## run every test suite (unit, integration, browser)
+	@echo "==> tests: unit, then integration (real hub + proxy), then e2e (Chromium)"
+	@mkdir -p test-artifacts
+	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(VENV)/.installed ## run only the fast unit tests
+	@$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: docs
+docs: $(VENV)/.installed ## regenerate docs/config-reference.md from the schema
+	@$(VENV)/bin/dlhub docs > docs/config-reference.md
+	@echo "==> wrote docs/config-reference.md"
+
+.PHONY: lock
+lock: ## re-pin images/singleuser/requirements.txt from requirements.in
+	@$(PYTHON) tools/lock.py images/singleuser/requirements.in $(LOCK)
+
+.PHONY: clean
+clean: ## remove the installed environments (keeps data/)
+	rm -rf $(VENV) $(USER_ENV) node_modules test-artifacts

@@ -1,0 +1,54 @@
+"""Install the Debian packages a dlhub target needs, when they are missing.
+
+    python3 tools/system_packages.py browser postgres
+
+Each name is a group below; a group is skipped when its check path already exists.
+Prints what it does; as a non-root user it prints the apt-get command to run instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+GROUPS = {
+    # headless Chromium for the end-to-end tests (Playwright drives Debian's binary)
+    "browser": (["/usr/bin/chromium"], ["chromium", "fonts-dejavu-core"]),
+    # a PostgreSQL server the tests start privately (initdb + pg_ctl)
+    "postgres": (["/usr/lib/postgresql/*/bin/pg_ctl"], ["postgresql"]),
+}
+
+
+def missing_packages(groups: list[str]) -> list[str]:
+    packages: list[str] = []
+    for name in groups:
+        if name not in GROUPS:
+            raise SystemExit(f"unknown package group {name!r}; known: {', '.join(GROUPS)}")
+        checks, pkgs = GROUPS[name]
+        if all(glob.glob(check) for check in checks):
+            print(f"system packages: {name}: already installed")
+        else:
+            packages.extend(pkgs)
+    return packages
+
+
+def main(argv: list[str]) -> int:
+    packages = missing_packages(argv)
+    if not packages:
+        return 0
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    if os.geteuid() != 0:
+        print(f"system packages: please run as root: apt-get update && {' '.join(command)}")
+        return 1
+    print(f"system packages: installing {' '.join(packages)} (apt-get)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    print("system packages: done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
