@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hubtest import RunningHub, in_ci, missing_parts
 
 _running: list[RunningHub] = []

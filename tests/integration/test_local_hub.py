@@ -5,6 +5,7 @@ import stat
 
 import pytest
 import requests
+
 from hubtest import run_code, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
@@ -114,6 +115,7 @@ def test_profile_chosen_on_the_form(hub, alice):
     r = alice.post_form("/hub/spawn", {"profile": "small"})
     assert r.status_code == 200
     token = alice.new_token("form spawn")
+
     def ready():
         model = token_api(hub.url, token, "GET", "/hub/api/users/alice").json()
         return model["servers"].get("", {}).get("ready")

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import yaml
+
 from hub_config.config import ConfigError, load_platform_config, schema, validate
 
 
@@ -208,9 +209,7 @@ def test_profile_without_name(tmp_path):
 
 def test_empty_profile_list(tmp_path):
     path = write(tmp_path, "profiles: []\n")
-    assert load_error(path) == (
-        f"invalid dlhub config {path}: profiles: needs at least 1 item(s)"
-    )
+    assert load_error(path) == (f"invalid dlhub config {path}: profiles: needs at least 1 item(s)")
 
 
 def test_top_level_not_a_mapping(tmp_path):

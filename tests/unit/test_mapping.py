@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from traitlets.config import Config
+
 from hub_config import mapping
 from hub_config.config import validate
-from traitlets.config import Config
 
 DATA = Path("/srv/dlhub")
 

@@ -1,6 +1,7 @@
 """Choosing a profile and rendering the spawn form (pure)."""
 
 import pytest
+
 from hub_config import profiles
 from hub_config.config import validate
 
@@ -11,7 +12,7 @@ PROFILES = validate(
             {
                 "name": "big",
                 "display_name": "Big <b>box</b>",
-                "description": "for \"real\" work & more",
+                "description": 'for "real" work & more',
                 "mem_limit": "8G",
                 "default": True,
             },
