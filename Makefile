@@ -33,12 +33,14 @@ $(VENV)/.installed: pyproject.toml
 	@$(VENV)/bin/python -c "import hub_config, jupyterhub, nativeauthenticator, playwright"
 	@touch $@
 
-$(USER_ENV)/.installed: $(LOCK)
+$(USER_ENV)/.installed: $(LOCK) images/singleuser/overrides.json
 	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
 	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q -r $(LOCK) $(PIP_QUIET)
 	@TF_CPP_MIN_LOG_LEVEL=3 $(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel"
+	@mkdir -p $(USER_ENV)/share/jupyter/lab/settings
+	@cp images/singleuser/overrides.json $(USER_ENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
 
 $(PROXY): package.json package-lock.json

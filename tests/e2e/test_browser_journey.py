@@ -1,0 +1,115 @@
+"""A new user's first visit, in a real browser: sign up, approval, JupyterLab, TensorFlow."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from hubtest import REPO, new_password
+
+pytestmark = pytest.mark.e2e
+
+SPAWN_TIMEOUT_MS = 180_000
+
+
+def tensorflow_version() -> str:
+    lock = (REPO / "images" / "singleuser" / "requirements.txt").read_text()
+    return re.search(r"^tensorflow[-_]cpu==(\S+)$", lock, re.M).group(1)
+
+
+class UrlLog:
+    """Every URL a browser context requests, to check no token ever travels in one."""
+
+    def __init__(self):
+        self.urls: list[str] = []
+
+    def attach(self, context):
+        context.on("request", lambda request: self.urls.append(request.url))
+        context.on("websocket", lambda ws: self.urls.append(ws.url))
+        return context
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory):
+    return hub_factory({"culling": {"enabled": False}}, name="e2e")
+
+
+def sign_up(page, hub, name, password):
+    page.goto(f"{hub.url}/hub/signup")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.fill("#password_confirmation_input", password)
+    page.click("#signup_submit, form [type=submit]")
+    page.wait_for_load_state()
+    return page.locator(".alert").inner_text()
+
+
+def log_in(page, hub, name, password):
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit, form [type=submit]")
+
+
+def test_sign_up_approve_log_in_and_run_tensorflow(hub, browser, artifacts):
+    urls = UrlLog()
+    admin_pw, alice_pw = new_password(), new_password()
+
+    admin = urls.attach(browser.new_context()).new_page()
+    message = sign_up(admin, hub, "admin", admin_pw)
+    assert "signup was successful" in message.lower()
+
+    alice = urls.attach(browser.new_context()).new_page()
+    message = sign_up(alice, hub, "alice", alice_pw)
+    assert "sent to the admin" in message
+
+    # not approved yet: the login page says so
+    log_in(alice, hub, "alice", alice_pw)
+    alice.wait_for_load_state()
+    assert "has not been authorized" in alice.content()
+
+    # the admin approves alice on the authorization page
+    log_in(admin, hub, "admin", admin_pw)
+    admin.wait_for_url(re.compile(r".*/(hub/home|hub/spawn.*|user/admin/.*)$"))
+    admin.goto(f"{hub.url}/hub/authorize")
+    row = admin.locator("tr", has_text="alice")
+    row.get_by_role("button", name="Authorize").click()
+    admin.wait_for_load_state()
+    assert admin.locator("tr", has_text="alice").get_by_role("button", name="Unauthorize")
+    admin.screenshot(path=artifacts / "authorize.png", full_page=True)
+
+    # alice logs in and lands in JupyterLab
+    log_in(alice, hub, "alice", alice_pw)
+    alice.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=SPAWN_TIMEOUT_MS)
+    alice.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
+
+    # a new notebook from the launcher, one cell, run it
+    alice.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+    alice.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.wait_for(timeout=60_000)
+    alice.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    cell = alice.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+    cell.click()
+    cell.type("import tensorflow as tf; print(tf.__version__)")
+    assert "print(tf.__version__)" in cell.inner_text()
+    alice.keyboard.press("Shift+Enter")
+    stdout = alice.locator(
+        '.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]'
+    ).first
+    try:
+        stdout.wait_for(timeout=180_000)
+    finally:
+        alice.screenshot(path=artifacts / "jupyterlab-tensorflow.png")
+    assert stdout.inner_text().strip() == tensorflow_version()
+
+    # the admin sees alice's running server in the admin panel
+    admin.goto(f"{hub.url}/hub/admin")
+    admin.get_by_text("alice").first.wait_for(timeout=30_000)
+    admin.screenshot(path=artifacts / "admin-panel.png", full_page=True)
+
+    # no token ever travelled in a URL (query string or fragment)
+    for url in urls.urls:
+        parts = urlsplit(url)
+        params = parse_qs(parts.query) | parse_qs(parts.fragment)
+        assert not {"token", "access_token", "api_token"} & set(params), url
