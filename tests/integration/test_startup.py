@@ -1,0 +1,183 @@
+"""Start-up of a real hub: invalid config stops it, culling works, Postgres works."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hubtest import CONFIG_PY, in_ci, start_server, token_api, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def run_hub_with(tmp_path, text):
+    """Start jupyterhub (and `dlhub up`) on a config file; both must refuse it."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    env = dict(os.environ, DLHUB_CONFIG=str(config))
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    hub = subprocess.run(
+        [str(jupyterhub), "-f", str(CONFIG_PY)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    up = subprocess.run(
+        [sys.executable, "-m", "hub_config", "up", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return config, hub, up
+
+
+@pytest.mark.parametrize(
+    "text, key, problem",
+    [
+        ("hub:\n  bind_ulr: x\n", "hub.bind_ulr", "unknown key"),
+        ("hub:\n  hub_port: http\n", "hub.hub_port", "expected an integer, got 'http'"),
+        ("culling:\n  every: 0\n", "culling.every", "must be at least 1, got 0"),
+    ],
+)
+def test_invalid_config_stops_startup(tmp_path, text, key, problem):
+    config, hub, up = run_hub_with(tmp_path, text)
+    for proc in (hub, up):
+        assert proc.returncode != 0
+        assert f"invalid dlhub config {config}: {key}: {problem}" in proc.stderr
+    # nothing was started or written
+    assert not (tmp_path / "data").exists()
+
+
+def test_unreadable_config_stops_startup(tmp_path):
+    config = tmp_path / "missing.yaml"
+    env = dict(os.environ, DLHUB_CONFIG=str(config))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(CONFIG_PY)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert f"invalid dlhub config {config}: file not found" in proc.stderr
+
+
+def test_idle_server_is_culled(hub_factory):
+    hub = hub_factory({"culling": {"enabled": True, "timeout": 5, "every": 2}}, name="cull")
+    admin = hub.admin()
+    token = admin.new_token("culling")
+    start_server(hub.url, token, "admin")
+
+    def culled():
+        model = token_api(hub.url, token, "GET", "/hub/api/users/admin").json()
+        return "" not in model["servers"]
+
+    wait_for(culled, 90, interval=1, what="the idle culler to stop the server")
+    assert "Culling server admin" in hub.log() or "culling server" in hub.log().lower()
+
+
+def test_approval_link_from_another_site_is_refused(hub_factory):
+    hub = hub_factory({"culling": {"enabled": False}}, name="csrf")
+    admin = hub.admin()
+    victim = hub.session()
+    victim.signup("dave", "pw-dave-12345")
+    r = admin.get(admin.url("/hub/authorize/dave"), headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert "must come from the hub" in r.text
+    page = admin.get(admin.url("/hub/authorize")).text
+    row = page[page.index(">dave<") :]
+    assert ">Authorize<" in row.split("</tr>")[0]
+    # from the hub's own page it works
+    r = admin.get(admin.url("/hub/authorize/dave"), headers={"Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200
+
+
+# --- Postgres ------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A private PostgreSQL server on a free port, run as the `postgres` system user.
+
+    Its files live in a fresh directory under /tmp (the pytest tmp tree is private to
+    root, so the `postgres` user could not enter it) and are removed afterwards.
+    """
+    bindir = postgres_bin()
+    if bindir is None:
+        message = "no PostgreSQL server binaries (run `make system-packages`)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    from hubtest import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="dlhub-pg-"))
+    datadir, sockdir = root / "data", root / "sock"
+    sockdir.mkdir()
+    port = free_port()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        for path in (root, sockdir):
+            shutil.chown(path, "postgres")
+
+    def pg(*args):
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    pg(str(bindir / "initdb"), "-D", str(datadir), "-U", "dlhub", "-A", "trust")
+    options = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1"
+    pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-l",
+        str(root / "log"),
+        "-o",
+        options,
+        "-w",
+        "start",
+    )
+    try:
+        yield f"postgresql://dlhub@127.0.0.1:{port}/postgres"
+    finally:
+        pg(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_hub_runs_on_postgres(postgres, hub_factory):
+    hub = hub_factory({"hub": {"db_url": postgres}, "culling": {"enabled": False}}, name="pghub")
+    try:
+        check_postgres_hub(hub, postgres)
+    finally:
+        hub.stop()  # before the database server goes away
+
+
+def check_postgres_hub(hub, postgres):
+    import psycopg
+
+    admin = hub.admin()
+    token = admin.new_token("pg")
+    r = token_api(hub.url, token, "POST", "/hub/api/users/erin", json={})
+    assert r.status_code == 201
+    with psycopg.connect(postgres) as conn, conn.cursor() as cur:
+        cur.execute("SELECT name FROM users ORDER BY name")
+        assert [row[0] for row in cur.fetchall()] == ["admin", "erin"]
+    # no SQLite file was made
+    assert not (hub.data_dir / "jupyterhub.sqlite").exists()
+    # state survives a restart
+    hub.stop()
+    hub.start()
+    model = token_api(hub.url, token, "GET", "/hub/api/users/erin")
+    assert model.status_code == 200 and model.json()["name"] == "erin"
