@@ -45,6 +45,7 @@ def _allowed(node: dict) -> str:
 
 
 def _walk(node: dict, path: str, out: list[str]) -> None:
+    required = set(node.get("required", []))
     for name, sub in node.get("properties", {}).items():
         key = f"{path}.{name}" if path else name
         out.append(f"### `{key}`\n")
@@ -53,7 +54,9 @@ def _walk(node: dict, path: str, out: list[str]) -> None:
         allowed = _allowed(sub)
         if allowed:
             out.append(f"- allowed: {allowed}")
-        if sub.get("type") != "object":
+        if name in required:
+            out.append("- required")
+        elif sub.get("type") != "object":
             out.append(f"- default: `{json.dumps(sub.get('default'))}`")
         out.append("")
         if sub.get("type") == "object":

@@ -64,10 +64,12 @@ def test_postgres_url_accepted(tmp_path):
 
 def test_every_key_has_description_type_and_default():
     def walk(node, path):
+        required = set(node.get("required", []))
         for name, sub in node.get("properties", {}).items():
             key = f"{path}.{name}" if path else name
-            for field in ("description", "type", "default"):
+            for field in ("description", "type"):
                 assert field in sub, f"{key} has no {field}"
+            assert ("default" in sub) != (name in required), f"{key}: a default or required"
             walk(sub, key)
             if isinstance(sub.get("items"), dict):
                 walk(sub["items"], key + "[]")
