@@ -103,6 +103,8 @@ def traits_for(
             "open_signup": auth["open_signup"],
             "minimum_password_length": auth["minimum_password_length"],
             "check_common_password": True,
+            "allowed_failed_logins": auth["allowed_failed_logins"],
+            "seconds_before_next_try": auth["lockout_seconds"],
         },
         "Spawner": {
             "default_url": "/lab",

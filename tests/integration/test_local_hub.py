@@ -169,7 +169,7 @@ def test_non_admin_cannot_reach_admin_api(hub, bob):
     assert bob.get(bob.url("/hub/authorize")).status_code == 403
 
 
-def test_admin_manages_users_and_groups(hub, admin_token):
+def test_admin_manages_users_and_groups(hub, admin, admin_token):
     r = token_api(hub.url, admin_token, "POST", "/hub/api/users/carol", json={})
     assert r.status_code == 201
     r = token_api(hub.url, admin_token, "POST", "/hub/api/groups/course", json={})
@@ -182,6 +182,11 @@ def test_admin_manages_users_and_groups(hub, admin_token):
     assert group["users"] == ["carol"]
     start_server(hub.url, admin_token, "carol")
     stop_server(hub.url, admin_token, "carol")
+    # an account the admin created signs up for a password and, once approved, logs in
+    carol = hub.approved_user(admin, "carol")
+    assert carol.get(carol.url("/hub/api/user"), headers={"X-XSRFToken": carol.xsrf()}).json()[
+        "groups"
+    ] == ["course"]
 
 
 def test_spawn_form_post_without_xsrf_is_refused(hub, bob):
@@ -201,3 +206,20 @@ def test_tokens_never_logged(hub, alice):
     token = alice.new_token("log check")
     token_api(hub.url, token, "GET", "/hub/api/user")
     assert token not in hub.log()
+
+
+def test_repeated_failed_logins_lock_the_account(hub, admin):
+    password = "pw-frank-correct-1"
+    frank = hub.session()
+    frank.signup("frank", password)
+    admin.approve("frank")
+    for _ in range(5):
+        r = frank.post_form(
+            "/hub/login", {"username": "frank", "password": "wrong-pw-123"}, allow_redirects=False
+        )
+        assert r.status_code != 302
+    # locked: even the right password is refused for now
+    r = frank.post_form(
+        "/hub/login", {"username": "frank", "password": password}, allow_redirects=False
+    )
+    assert r.status_code != 302
