@@ -38,7 +38,8 @@ $(USER_ENV)/.installed: $(LOCK) images/singleuser/overrides.json
 	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q -r $(LOCK) $(PIP_QUIET)
-	@TF_CPP_MIN_LOG_LEVEL=3 $(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel"
+	@out=$$($(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel" 2>&1) \
+		|| { echo "$$out"; echo "the user environment does not import; see above"; exit 1; }
 	@mkdir -p $(USER_ENV)/share/jupyter/lab/settings
 	@cp images/singleuser/overrides.json $(USER_ENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@

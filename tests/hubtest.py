@@ -100,10 +100,16 @@ class RunningHub:
         )
         return env
 
-    def start(self, timeout: float = 60) -> RunningHub:
+    def start(self, timeout: float = 60, command: list[str] | None = None) -> RunningHub:
+        """Start the hub (``jupyterhub -f``, or ``command``) and wait until it answers."""
+        command = command or [
+            str(Path(sys.executable).parent / "jupyterhub"),
+            "-f",
+            str(CONFIG_PY),
+        ]
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(CONFIG_PY)],
+            command,
             cwd=self.workdir,
             env=self.env(),
             stdout=log,
@@ -121,10 +127,10 @@ class RunningHub:
         wait_for(up, timeout, what="the hub to answer through the proxy")
         return self
 
-    def stop(self, timeout: float = 60) -> int | None:
+    def stop(self, timeout: float = 60, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

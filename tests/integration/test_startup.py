@@ -2,12 +2,14 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from hubtest import CONFIG_PY, in_ci, start_server, token_api, wait_for
 
@@ -83,6 +85,36 @@ def test_idle_server_is_culled(hub_factory):
 
     wait_for(culled, 90, interval=1, what="the idle culler to stop the server")
     assert "Culling server admin" in hub.log() or "culling server" in hub.log().lower()
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Pids of processes whose working directory is ``directory``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(os.readlink(proc / "cwd")) == directory:
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_dlhub_up_prints_where_to_log_in_and_ctrl_c_stops_everything(hub_factory):
+    hub = hub_factory({"culling": {"enabled": False}}, name="up", start=False)
+    hub.start(command=[sys.executable, "-m", "hub_config", "up"])
+    banner = hub.log()
+    assert f"Open {hub.url}/hub/ in your browser." in banner
+    assert f"sign up at {hub.url}/hub/signup as 'admin'" in banner
+    admin = hub.admin()
+    token = admin.new_token("ctrl-c")
+    start_server(hub.url, token, "admin")
+    home = hub.data_dir / "users" / "admin"
+    assert processes_in(home), "the user server runs in the user's directory"
+    assert hub.stop(sig=signal.SIGINT) == 0
+    assert processes_in(home) == []
+    with pytest.raises(requests.ConnectionError):
+        requests.get(hub.url, timeout=5)
 
 
 def test_approval_link_from_another_site_is_refused(hub_factory):
