@@ -23,7 +23,7 @@ CONFIG_ENV = "DLHUB_CONFIG"
 
 #: Backends that this version can run. The schema names the others so that a
 #: config written for them gets a clear "not yet" instead of "unknown value".
-AVAILABLE_BACKENDS = ("local",)
+AVAILABLE_BACKENDS = ("local", "docker")
 
 BUILTIN = "<built-in defaults>"
 

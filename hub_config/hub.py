@@ -21,8 +21,21 @@ def configure(c, environ=None, cwd=None) -> dict:
     except ConfigError as e:
         sys.exit(str(e))
     data_dir = mapping.resolve_data_dir(cfg, cwd)
+    gateway = None
+    if cfg["backend"] == "docker":
+        from .docker_network import DockerUnavailable, ensure_network
+
+        try:
+            gateway = ensure_network(cfg["docker"]["network"])
+        except DockerUnavailable as e:
+            sys.exit(f"dlhub: {e}")
     traits = mapping.traits_for(
-        cfg, data_dir, python=sys.executable, environ=dict(environ), hub_prefix=sys.prefix
+        cfg,
+        data_dir,
+        python=sys.executable,
+        environ=dict(environ),
+        hub_prefix=sys.prefix,
+        docker_gateway=gateway,
     )
     datadir.prepare(data_dir, traits["JupyterHub"]["db_url"])
     mapping.apply(c, traits)

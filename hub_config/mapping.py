@@ -16,7 +16,12 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 
 SPAWNER_CLASSES = {
     "local": "hub_config.spawners.LocalSpawner",
+    "docker": "hub_config.spawners.DockerSpawner",
 }
+
+#: Name templates of the docker backend ({username} is escaped by the spawner).
+CONTAINER_PREFIX = "dlhub"
+HOME_VOLUME = "dlhub-home-{username}"
 
 
 def resolve_data_dir(cfg: dict, cwd: str | os.PathLike) -> Path:
@@ -73,8 +78,13 @@ def traits_for(
     python: str,
     environ: dict | None = None,
     hub_prefix: str = "",
+    docker_gateway: str | None = None,
 ) -> dict[str, dict]:
-    """Map a validated platform config to JupyterHub traits."""
+    """Map a validated platform config to JupyterHub traits.
+
+    ``docker_gateway`` (docker backend) is the address of the user containers' network
+    on this host: the hub listens there for its servers.
+    """
     environ = {} if environ is None else environ
     hub, auth = cfg["hub"], cfg["auth"]
     traits = {
@@ -108,15 +118,47 @@ def traits_for(
         },
         "Spawner": {
             "default_url": "/lab",
+            "poll_interval": hub["poll_interval"],
         },
     }
+    profiles = [dict(p) for p in cfg["profiles"]]
     if cfg["backend"] == "local":
         traits["LocalSpawner"] = {
-            "profiles": [dict(p) for p in cfg["profiles"]],
+            "profiles": profiles,
             "user_env_prefix": user_env(cfg, environ, hub_prefix),
             "users_dir": str(data_dir / "users"),
         }
+    elif cfg["backend"] == "docker":
+        for section, values in docker_traits(cfg, docker_gateway, profiles).items():
+            traits.setdefault(section, {}).update(values)
     return traits
+
+
+def docker_traits(cfg: dict, gateway: str | None, profiles: list[dict]) -> dict[str, dict]:
+    """The docker backend: containers on a dedicated network, a home volume per user."""
+    if not gateway:
+        raise ValueError("the docker backend needs the address of its network's gateway")
+    docker = cfg["docker"]
+    return {
+        "JupyterHub": {
+            # user containers reach the hub's API on their network's gateway
+            "hub_bind_url": f"http://{gateway}:{cfg['hub']['hub_port']}",
+            # containers outlive a hub restart; the hub finds them again
+            "cleanup_servers": False,
+        },
+        "DockerSpawner": {
+            "profiles": profiles,
+            "default_image": docker["image"],
+            "image": docker["image"],
+            "network_name": docker["network"],
+            "use_internal_ip": True,
+            "remove": True,
+            "prefix": CONTAINER_PREFIX,
+            "name_template": "{prefix}-{username}",
+            "volumes": {HOME_VOLUME: docker["home_mount"]},
+            "notebook_dir": docker["home_mount"],
+        },
+    }
 
 
 def apply(c, traits: dict[str, dict]) -> None:

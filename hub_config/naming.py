@@ -6,6 +6,7 @@ and digits stay as they are, everything else becomes ``-XX`` hex codes. Because 
 itself is escaped, two different usernames never map to the same name.
 """
 
+import hashlib
 import string
 
 from escapism import escape
@@ -23,3 +24,21 @@ def safe_name(name: str) -> str:
     # escapism writes hex digits in uppercase; they only ever follow the escape
     # character, so lowercasing them keeps the mapping one-to-one.
     return escape(name, safe=SAFE_CHARS, escape_char=ESCAPE_CHAR).lower()
+
+
+#: Longest slug: a DNS label, so the same names work for containers, volumes and pods.
+MAX_SLUG = 63
+
+
+def safe_slug(name: str, max_length: int = MAX_SLUG) -> str:
+    """:func:`safe_name`, shortened to ``max_length`` when needed, still collision-free.
+
+    A name that is too long keeps its beginning and gets ``--`` and a hash of the whole
+    name. ``--`` never occurs in :func:`safe_name` output (the escape character is always
+    followed by two hex digits), so a shortened name cannot equal an unshortened one.
+    """
+    slug = safe_name(name)
+    if len(slug) <= max_length:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+    return f"{slug[: max_length - len(digest) - 2]}--{digest}"

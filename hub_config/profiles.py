@@ -28,6 +28,11 @@ def choose(profiles: list[dict], user_options: dict | None) -> dict:
     Raises :class:`ProfileError` naming the allowed choices for anything else.
     """
     user_options = user_options or {}
+    unknown = sorted(set(user_options) - {"profile"})
+    if unknown:
+        raise ProfileError(
+            f"unknown option {unknown[0]!r}; a server is chosen by its 'profile' only"
+        )
     if "profile" not in user_options:
         return default_profile(profiles)
     wanted = user_options["profile"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
+from dockerspawner import DockerSpawner as _DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
 from . import profiles
-from .naming import safe_name
+from .naming import safe_slug
 
 
 class ProfilesMixin(Configurable):
@@ -51,7 +52,11 @@ class ProfilesMixin(Configurable):
         self.cpu_limit = float(profile["cpu_limit"])
         self.mem_limit = profile["mem_limit"]
         self.environment = {**self.environment, "DLHUB_PROFILE": profile["name"]}
+        self.apply_profile(profile)
         self.log.info("Server %s uses profile %s", self._log_name, profile["name"])
+
+    def apply_profile(self, profile: dict) -> None:
+        """Backend-specific settings of a profile; the limits are already applied."""
 
 
 class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
@@ -76,7 +81,7 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
 
     @default("home_dir")
     def _default_home_dir(self):
-        return os.path.join(self.users_dir, safe_name(self.user.name))
+        return os.path.join(self.users_dir, safe_slug(self.user.name))
 
     def get_args(self):
         args = super().get_args()
@@ -88,3 +93,22 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
     async def start(self):
         os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
         return await super().start()
+
+
+class DockerSpawner(ProfilesMixin, _DockerSpawner):
+    """User servers as containers: one per user, from the image of the chosen profile.
+
+    Container and volume names use :func:`hub_config.naming.safe_slug`; the names are
+    kept in the spawner state by DockerSpawner, so a config change cannot orphan them.
+    """
+
+    default_image = Unicode(
+        config=True, help="Image for profiles that name none (platform config `docker.image`)."
+    )
+
+    @default("escape")
+    def _default_escape(self):
+        return safe_slug
+
+    def apply_profile(self, profile):
+        self.image = profile.get("image") or self.default_image

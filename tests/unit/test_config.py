@@ -51,6 +51,7 @@ def test_partial_profile_gets_defaults(tmp_path):
             "description": "",
             "cpu_limit": 2,
             "gpus": 0,
+            "image": None,
             "default": False,
         }
     ]
@@ -91,7 +92,7 @@ def test_unknown_key(tmp_path):
     msg = load_error(path)
     assert msg == (
         f"invalid dlhub config {path}: hub.bind_ulr: unknown key; allowed keys here: "
-        "bind_url, data_dir, db_url, hub_port, log_level, proxy_api_port"
+        "bind_url, data_dir, db_url, hub_port, log_level, poll_interval, proxy_api_port"
     )
 
 
@@ -146,10 +147,10 @@ def test_bad_enum(tmp_path):
 
 
 def test_backend_not_available_yet(tmp_path):
-    path = write(tmp_path, "backend: docker\n")
+    path = write(tmp_path, "backend: kubernetes\n")
     assert load_error(path) == (
-        f"invalid dlhub config {path}: backend: backend 'docker' is not available in this "
-        "version of dlhub; allowed now: local"
+        f"invalid dlhub config {path}: backend: backend 'kubernetes' is not available in this "
+        "version of dlhub; allowed now: local, docker"
     )
 
 

@@ -88,3 +88,34 @@ def test_apply_sets_traits_on_config():
     assert c.JupyterHub.bind_url == "http://0.0.0.0:9000"
     assert c.NativeAuthenticator.minimum_password_length == 8
     assert c.LocalSpawner.profiles[0]["name"] == "cpu"
+
+
+def test_docker_backend():
+    cfg = {
+        "backend": "docker",
+        "hub": {"hub_port": 9081, "poll_interval": 5},
+        "docker": {"network": "team", "image": "dlhub/singleuser:1"},
+        "profiles": [{"name": "a"}, {"name": "b", "image": "dlhub/singleuser-gpu:1"}],
+    }
+    t = traits(cfg, docker_gateway="172.30.0.1")
+    hub = t["JupyterHub"]
+    assert hub["spawner_class"] == "hub_config.spawners.DockerSpawner"
+    assert hub["hub_bind_url"] == "http://172.30.0.1:9081"
+    assert hub["cleanup_servers"] is False
+    assert hub["bind_url"] == "http://127.0.0.1:8000"  # the rest of the section is kept
+    spawner = t["DockerSpawner"]
+    assert spawner["network_name"] == "team"
+    assert spawner["use_internal_ip"] is True
+    assert spawner["default_image"] == "dlhub/singleuser:1"
+    assert spawner["volumes"] == {"dlhub-home-{username}": "/home/jovyan"}
+    assert spawner["name_template"] == "{prefix}-{username}" and spawner["prefix"] == "dlhub"
+    assert [p["image"] for p in spawner["profiles"]] == [None, "dlhub/singleuser-gpu:1"]
+    assert t["Spawner"]["poll_interval"] == 5
+    assert "LocalSpawner" not in t
+
+
+def test_docker_backend_needs_a_gateway():
+    import pytest
+
+    with pytest.raises(ValueError):
+        traits({"backend": "docker"})

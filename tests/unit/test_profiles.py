@@ -69,3 +69,10 @@ def test_form_preselects_previous_choice():
     assert html.count(" checked") == 1
     # a stale previous choice falls back to the default
     assert 'value="big" checked' in profiles.render_form(PROFILES, "gone")
+
+
+def test_other_options_are_refused():
+    # an image (or anything else) cannot be chosen directly, only through a profile
+    with pytest.raises(profiles.ProfileError) as info:
+        profiles.choose(PROFILES, {"profile": "small", "image": "evil/image"})
+    assert str(info.value) == "unknown option 'image'; a server is chosen by its 'profile' only"
