@@ -19,9 +19,8 @@ SPAWNER_CLASSES = {
     "docker": "hub_config.spawners.DockerSpawner",
 }
 
-#: Name templates of the docker backend ({username} is escaped by the spawner).
-CONTAINER_PREFIX = "dlhub"
-HOME_VOLUME = "dlhub-home-{username}"
+#: Name template of the docker backend's home volumes ({username} is escaped by the spawner).
+HOME_VOLUME = "{prefix}-home-{{username}}"
 
 
 def resolve_data_dir(cfg: dict, cwd: str | os.PathLike) -> Path:
@@ -153,9 +152,9 @@ def docker_traits(cfg: dict, gateway: str | None, profiles: list[dict]) -> dict[
             "network_name": docker["network"],
             "use_internal_ip": True,
             "remove": True,
-            "prefix": CONTAINER_PREFIX,
+            "prefix": docker["name_prefix"],
             "name_template": "{prefix}-{username}",
-            "volumes": {HOME_VOLUME: docker["home_mount"]},
+            "volumes": {HOME_VOLUME.format(prefix=docker["name_prefix"]): docker["home_mount"]},
             "notebook_dir": docker["home_mount"],
         },
     }

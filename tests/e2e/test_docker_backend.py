@@ -1,0 +1,238 @@
+"""The docker backend against a real Docker engine and the real user image.
+
+Each test module run uses its own network and name prefix, and removes the containers,
+volumes and network it made.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+import uuid
+
+import docker
+import pytest
+
+from hub_config.naming import safe_slug
+from hubtest import in_ci, run_code, start_server, stop_server, token_api, wait_for
+
+pytestmark = pytest.mark.docker
+
+IMAGE = "dlhub/singleuser:0.1.0"
+POLL_INTERVAL = 5
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get(IMAGE)
+    except docker.errors.DockerException as e:
+        message = f"needs a Docker engine and {IMAGE} (`make images`): {e}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+@pytest.fixture(scope="module")
+def names():
+    tag = uuid.uuid4().hex[:6]
+    return {"prefix": f"dlt{tag}", "network": f"dlhub-test-{tag}"}
+
+
+@pytest.fixture(scope="module")
+def hub(engine, names, hub_factory):
+    config = {
+        "backend": "docker",
+        "hub": {"poll_interval": POLL_INTERVAL},
+        "docker": {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]},
+        "profiles": [
+            {"name": "standard", "cpu_limit": 1, "mem_limit": "1G", "default": True},
+            {"name": "tiny", "cpu_limit": 0.5, "mem_limit": "512M"},
+        ],
+        "culling": {"enabled": False},
+    }
+    hub = hub_factory(config, name="docker")
+    yield hub
+    hub.stop()
+    for container in engine.containers.list(all=True, filters={"name": names["prefix"]}):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters={"name": names["prefix"]}):
+        volume.remove(force=True)
+    for network in engine.networks.list(names=[names["network"]]):
+        network.remove()
+
+
+@pytest.fixture(scope="module")
+def admin_token(hub):
+    return hub.admin().new_token("docker tests")
+
+
+@pytest.fixture(scope="module")
+def users(hub, admin_token):
+    """alice and bob, each with a token of their own and a running server."""
+    tokens = {}
+    for name in ("alice", "bob"):
+        r = token_api(hub.url, admin_token, "POST", f"/hub/api/users/{name}", json={})
+        assert r.status_code == 201
+        r = token_api(hub.url, admin_token, "POST", f"/hub/api/users/{name}/tokens", json={})
+        tokens[name] = r.json()["token"]
+        start_server(hub.url, tokens[name], name)
+    return tokens
+
+
+def container(engine, names, user):
+    return engine.containers.get(f"{names['prefix']}-{safe_slug(user)}")
+
+
+TF_FIT = """
+import numpy as np, keras, os
+x, y = np.random.rand(32, 3).astype("float32"), np.random.rand(32, 1).astype("float32")
+m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+m.compile(optimizer="sgd", loss="mse")
+print(m.fit(x, y, epochs=1, verbose=0).history["loss"][0], os.getuid(), os.getcwd())
+"""
+
+
+def test_two_users_run_tensorflow_in_their_own_containers(hub, engine, names, users):
+    for user, token in users.items():
+        out = run_code(hub.url, token, user, TF_FIT)
+        assert out["status"] == "ok", out
+        loss, uid, cwd = out["stdout"].split()
+        assert math.isfinite(float(loss))
+        assert uid == "1000" and cwd == "/home/jovyan"
+        c = container(engine, names, user)
+        assert c.status == "running"
+        assert c.image.tags == [IMAGE]
+        # the home is the user's own named volume, and nothing else is mounted
+        mounts = c.attrs["Mounts"]
+        assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
+            ("volume", f"{names['prefix']}-home-{user}", "/home/jovyan")
+        ]
+
+
+def test_profile_limits_are_applied_in_the_container(hub, users):
+    code = """
+from pathlib import Path
+v1, v2 = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory.max")
+print((v1 if v1.exists() else v2).read_text().strip())
+"""
+    out = run_code(hub.url, users["alice"], "alice", code)
+    assert out["stdout"].strip() == str(1024**3)
+
+
+def test_other_users_server_is_forbidden(hub, users):
+    r = token_api(hub.url, users["bob"], "GET", "/user/alice/api/contents")
+    assert r.status_code == 403
+    r = token_api(hub.url, users["bob"], "POST", "/user/alice/api/kernels", json={})
+    assert r.status_code == 403
+
+
+def test_container_cannot_reach_proxy_api_or_other_servers(hub, engine, names, users):
+    bob_ip = container(engine, names, "bob").attrs["NetworkSettings"]["Networks"][
+        names["network"]
+    ]["IPAddress"]
+    network = engine.networks.get(names["network"])
+    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    api_port = hub.config["hub"]["proxy_api_port"]
+    hub_port = hub.config["hub"]["hub_port"]
+    code = f"""
+import socket
+def reach(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return "open"
+    except OSError:
+        return "closed"
+print(reach("{gateway}", {api_port}), reach("{bob_ip}", 8888), reach("{gateway}", {hub_port}))
+"""
+    out = run_code(hub.url, users["alice"], "alice", code)
+    # the proxy's API and bob's server are out of reach; the hub's API is not
+    assert out["stdout"].split() == ["closed", "closed", "open"]
+
+
+def test_unlisted_image_is_refused(hub, users, admin_token):
+    r = token_api(
+        hub.url,
+        admin_token,
+        "POST",
+        "/hub/api/users/carol",
+        json={},
+    )
+    assert r.status_code == 201
+    r = token_api(
+        hub.url,
+        admin_token,
+        "POST",
+        "/hub/api/users/carol/server",
+        json={"profile": "tiny", "image": "busybox:latest"},
+    )
+    assert r.status_code == 400
+    assert "unknown option 'image'" in r.json()["message"]
+
+
+@pytest.mark.parametrize("user", ["a-b", "a_b", "A-b", "ünï-çødé", "u" * 70])
+def test_names_are_distinct_valid_docker_names(engine, names, user):
+    slugs = {safe_slug(u) for u in ["a-b", "a_b", "A-b", "ünï-çødé", "u" * 70]}
+    assert len(slugs) == 5
+    # the engine accepts the container and volume names the spawner derives
+    cname = f"{names['prefix']}-{safe_slug(user)}"
+    vname = f"{names['prefix']}-home-{safe_slug(user)}"
+    volume = engine.volumes.create(vname)
+    created = engine.containers.create(IMAGE, name=cname, command=["true"])
+    try:
+        assert created.name == cname and volume.name == vname
+    finally:
+        created.remove(force=True)
+        volume.remove(force=True)
+
+
+def test_unicode_user_spawns(hub, admin_token, engine, names):
+    user = "ünï-çødé"
+    r = token_api(hub.url, admin_token, "POST", f"/hub/api/users/{user}", json={})
+    assert r.status_code == 201
+    start_server(hub.url, admin_token, user)
+    assert container(engine, names, user).status == "running"
+    stop_server(hub.url, admin_token, user)
+    with pytest.raises(docker.errors.NotFound):
+        container(engine, names, user)  # removed on stop; the home volume stays
+    assert engine.volumes.get(f"{names['prefix']}-home-{safe_slug(user)}")
+
+
+def test_hub_killed_servers_survive_and_come_back(hub, engine, names, users):
+    before = {u: container(engine, names, u).id for u in users}
+    started = {
+        u: token_api(hub.url, t, "GET", f"/hub/api/users/{u}").json()["servers"][""]["started"]
+        for u, t in users.items()
+    }
+    hub.stop(sig=signal.SIGKILL)
+    assert {u: container(engine, names, u).status for u in users} == {
+        "alice": "running",
+        "bob": "running",
+    }
+    hub.start()
+    for user, token in users.items():
+
+        def reachable(user=user, token=token):
+            return token_api(hub.url, token, "GET", f"/user/{user}/api/status").status_code == 200
+
+        wait_for(reachable, 60, what=f"{user}'s server through the restarted hub")
+        model = token_api(hub.url, token, "GET", f"/hub/api/users/{user}").json()
+        assert model["servers"][""]["started"] == started[user]  # not spawned again
+        assert container(engine, names, user).id == before[user]
+
+
+def test_container_killed_outside_is_noticed(hub, engine, names, users):
+    container(engine, names, "bob").kill()
+    killed = time.monotonic()
+
+    def stopped():
+        model = token_api(hub.url, users["bob"], "GET", "/hub/api/users/bob").json()
+        return "" not in model["servers"]
+
+    wait_for(stopped, POLL_INTERVAL + 2, interval=0.5, what="the hub to notice within a poll")
+    noticed = time.monotonic() - killed
+    print(f"noticed after {noticed:.1f}s (poll interval {POLL_INTERVAL}s)")
