@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 USER_ENV := .venv-user
 LOCK := images/singleuser/requirements.txt
+IMAGE_REQS := images/singleuser/requirements-image.txt
+STARTER := images/singleuser/starter
 PROXY := node_modules/.bin/configurable-http-proxy
 CONFIG ?=
 PYTEST_ARGS ?=
@@ -33,15 +35,17 @@ $(VENV)/.installed: pyproject.toml
 	@$(VENV)/bin/python -c "import hub_config, jupyterhub, nativeauthenticator, playwright"
 	@touch $@
 
-$(USER_ENV)/.installed: $(LOCK) images/singleuser/overrides.json
+$(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $(wildcard $(STARTER)/*)
 	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
 	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
-	@$(USER_ENV)/bin/pip install -q -r $(LOCK) $(PIP_QUIET)
+	@$(USER_ENV)/bin/pip install -q -r $(LOCK) -r $(IMAGE_REQS) $(PIP_QUIET)
 	@out=$$($(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel" 2>&1) \
 		|| { echo "$$out"; echo "the user environment does not import; see above"; exit 1; }
 	@mkdir -p $(USER_ENV)/share/jupyter/lab/settings
 	@cp images/singleuser/overrides.json $(USER_ENV)/share/jupyter/lab/settings/overrides.json
+	@rm -rf $(USER_ENV)/share/dlhub/starter && mkdir -p $(USER_ENV)/share/dlhub
+	@cp -r $(STARTER) $(USER_ENV)/share/dlhub/starter
 	@touch $@
 
 $(PROXY): package.json package-lock.json

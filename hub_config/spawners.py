@@ -10,8 +10,11 @@ from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
+from pathlib import Path
+
 from . import profiles
 from .naming import safe_slug
+from .starter import copy_starter
 
 
 class ProfilesMixin(Configurable):
@@ -74,6 +77,15 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
         config=True,
         help="Directory holding one working directory per user.",
     )
+    starter_dir = Unicode(
+        config=True,
+        help="""Starter notebooks copied into a user's directory on their first start.
+        Default: `share/dlhub/starter` in the user environment.""",
+    )
+
+    @default("starter_dir")
+    def _default_starter_dir(self):
+        return os.path.join(self.user_env_prefix, "share", "dlhub", "starter")
 
     @default("cmd")
     def _default_cmd(self):
@@ -92,6 +104,9 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
 
     async def start(self):
         os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+        copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
+        if copied:
+            self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
         return await super().start()
 
 

@@ -100,6 +100,10 @@ def test_user_runs_tensorflow_in_a_real_kernel(hub, alice):
     home = hub.data_dir / "users" / "alice"
     assert values["CWD"] == [str(home)]
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # the starter notebooks are there on the first start
+    listing = token_api(hub.url, token, "GET", "/user/alice/api/contents").json()["content"]
+    names = {item["name"] for item in listing}
+    assert {"01-keras-digits.ipynb", "04-do-i-have-a-gpu.ipynb"} <= names
     stop_server(hub.url, token, "alice")
 
 
