@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dockerspawner import DockerSpawner as _DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
-
-from pathlib import Path
 
 from . import profiles
 from .naming import safe_slug
