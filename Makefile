@@ -57,7 +57,9 @@ $(PROXY): package.json package-lock.json
 install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
 
 .PHONY: up
-up: install ## run dlhub on the local backend in the foreground (Ctrl-C stops it)
+up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config
+	@if [ "$$($(VENV)/bin/dlhub check --get backend $(CONFIG) 2>/dev/null)" = docker ]; then \
+		$(MAKE) --no-print-directory images; fi
 	@$(VENV)/bin/dlhub up $(if $(CONFIG),--config $(CONFIG))
 
 .PHONY: system-packages
@@ -79,6 +81,11 @@ test: install system-packages lint ## run every test suite (unit, integration, b
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## run only the fast unit tests
 	@$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: install images ## spawn-to-ready benchmark, dlhub vs bare JupyterHub + DockerSpawner
+	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
+	@$(VENV)/bin/python bench/spawn/run.py
 
 .PHONY: docs
 docs: $(VENV)/.installed ## regenerate docs/config-reference.md from the schema

@@ -8,6 +8,7 @@ python -m hub_config docs            print the config reference (Markdown)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from importlib import resources
@@ -29,6 +30,12 @@ def _load(path):
 
 def cmd_check(args) -> int:
     cfg = _load(args.config)
+    if args.get:
+        value = cfg
+        for part in args.get.split("."):
+            value = value[part]
+        print(value if isinstance(value, str) else json.dumps(value))
+        return 0
     yaml.safe_dump(cfg, sys.stdout, sort_keys=False)
     return 0
 
@@ -72,6 +79,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="validate a platform config and print it with defaults")
     p.add_argument("config", nargs="?", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")
+    p.add_argument("--get", metavar="KEY", help="print one value, e.g. --get backend")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("up", help="run the hub in the foreground")
     p.add_argument("--config", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")

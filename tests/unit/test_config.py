@@ -305,3 +305,13 @@ def test_check_command_fails_on_bad_config(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"dlhub: invalid dlhub config {path}: backend: expected a string, got 3"
     )
+
+
+def test_check_command_gets_one_value(tmp_path, capsys):
+    from hub_config.__main__ import main
+
+    path = write(tmp_path, "backend: docker\n")
+    assert main(["check", "--get", "backend", str(path)]) == 0
+    assert capsys.readouterr().out == "docker\n"
+    assert main(["check", "--get", "hub.hub_port", str(path)]) == 0
+    assert capsys.readouterr().out == "8081\n"
