@@ -87,6 +87,23 @@ bench: install images ## spawn-to-ready benchmark, dlhub vs bare JupyterHub + Do
 	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
 	@$(VENV)/bin/python bench/spawn/run.py
 
+.PHONY: engine
+engine: ## start a Docker engine (installs docker.io) and make sure the images' base exists
+	@$(PYTHON) tools/docker_engine.py start
+	@$(PYTHON) tools/docker_engine.py base
+
+.PHONY: images
+images: engine ## build the user (CPU) and hub images, dlhub/singleuser and dlhub/hub
+	@$(PYTHON) tools/images.py singleuser hub
+
+.PHONY: image-gpu
+image-gpu: engine ## build the GPU user image dlhub/singleuser-gpu (downloads several GB)
+	@$(PYTHON) tools/images.py singleuser singleuser-gpu
+
+.PHONY: engine-stop
+engine-stop: ## stop the Docker engine that `make engine` started
+	@$(PYTHON) tools/docker_engine.py stop
+
 .PHONY: docs
 docs: $(VENV)/.installed ## regenerate docs/config-reference.md from the schema
 	@$(VENV)/bin/dlhub docs > docs/config-reference.md
