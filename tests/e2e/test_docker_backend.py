@@ -112,6 +112,9 @@ def test_two_users_run_tensorflow_in_their_own_containers(hub, engine, names, us
         assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
             ("volume", f"{names['prefix']}-home-{user}", "/home/jovyan")
         ]
+        # the starter notebooks were copied into the new home
+        listing = token_api(hub.url, token, "GET", f"/user/{user}/api/contents").json()
+        assert "01-keras-digits.ipynb" in {item["name"] for item in listing["content"]}
 
 
 def test_profile_limits_are_applied_in_the_container(hub, users):
