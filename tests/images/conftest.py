@@ -1,0 +1,108 @@
+"""Fixtures for the image tests (marker ``images``): they run the built images with `docker run`.
+
+- ``built_image``: the ``dlhub/...:<version>`` tag named by the test class's ``IMAGE``
+  (``IMAGE_ENV`` names an environment variable that may replace it); a missing engine or
+  image is a skip locally and a failure with ``CI`` set. A class with ``OPTIONAL = True``
+  (the GPU image, which ``make images`` does not build) is skipped when its image is missing.
+- ``docker_run``: run a command in a throwaway container of an image; returns the
+  ``CompletedProcess`` (text, stdout and stderr captured).
+- ``inspect_image``: ``docker image inspect`` of a tag, as a dict.
+- ``record_size``: add an image's size to test-artifacts/image-sizes.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SIZES = REPO / "test-artifacts" / "image-sizes.json"
+
+
+def project_version() -> str:
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def engine_works() -> bool:
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def image_exists(tag: str) -> bool:
+    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+    return result.returncode == 0
+
+
+def _inspect_image(tag: str) -> dict:
+    out = subprocess.run(
+        ["docker", "image", "inspect", tag], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)[0]
+
+
+def _record_size(tag: str, size: int) -> None:
+    """Add the measured size to test-artifacts/image-sizes.json (kept with the build times)."""
+    SIZES.parent.mkdir(exist_ok=True)
+    try:
+        sizes = json.loads(SIZES.read_text())
+    except (OSError, ValueError):
+        sizes = {}
+    sizes.setdefault(tag, {}).update(bytes=size, mb=round(size / 1e6))
+    SIZES.write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    if not engine_works():
+        message = "the image tests need a Docker engine (run `make engine`)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="class")
+def built_image(request, docker_engine) -> str:
+    cls = request.cls
+    tag = os.environ.get(getattr(cls, "IMAGE_ENV", ""), "") or f"{cls.IMAGE}:{project_version()}"
+    if not image_exists(tag):
+        message = f"image {tag} is not built (run `{cls.BUILD_WITH}`)"
+        if in_ci() and not getattr(cls, "OPTIONAL", False):
+            pytest.fail(message)
+        pytest.skip(message)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def docker_run():
+    def run(image: str, *command: str, args: tuple = (), timeout: float = 300):
+        return subprocess.run(
+            ["docker", "run", "--rm", *args, image, *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def inspect_image():
+    return _inspect_image
+
+
+@pytest.fixture(scope="session")
+def record_size():
+    return _record_size
