@@ -65,14 +65,16 @@ def build_args(image: Image, version: str) -> list[str]:
     return ["--build-arg", f"BASE_IMAGE={base}"]
 
 
-def image_size(tag: str) -> int:
-    out = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Size}}", tag],
-        check=True,
+def image_id_and_size(tag: str) -> tuple[str, int] | None:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", tag],
         capture_output=True,
         text=True,
-    ).stdout
-    return int(out.strip())
+    )
+    if result.returncode != 0:
+        return None
+    image_id, size = result.stdout.split()
+    return image_id, int(size)
 
 
 def record(tag: str, size: int, seconds: float, base: str) -> None:
@@ -104,13 +106,21 @@ def build(key: str, version: str) -> None:
     args = build_args(image, version)
     base = args[-1].split("=", 1)[1] if args else docker_engine.PUBLIC_BASE
     print(f"==> image {tag}: building on {base}", flush=True)
+    before = image_id_and_size(tag)
     started = time.monotonic()
     command = ["docker", "build", "-f", image.dockerfile, "-t", tag, *args, image.context]
     result = subprocess.run(command, cwd=REPO)
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"images: building {tag} failed after {seconds:.0f} s (output above)")
-    size = image_size(tag)
+    after = image_id_and_size(tag)
+    if after is None:
+        raise SystemExit(f"images: docker build succeeded but there is no image {tag}")
+    size = after[1]
+    if before and before[0] == after[0]:
+        # every step came from the cache: keep the recorded time of the build that made it
+        print(f"==> image {tag}: up to date ({seconds:.0f} s), {size / 1e6:.0f} MB", flush=True)
+        return
     record(tag, size, seconds, base)
     print(f"==> image {tag}: built in {seconds:.0f} s, {size / 1e6:.0f} MB", flush=True)
 
