@@ -73,10 +73,10 @@ lint: $(VENV)/.installed ## ruff lint and format check
 	@$(VENV)/bin/ruff format --check .
 
 .PHONY: test
-test: install system-packages lint ## run every test suite (unit, integration, browser)
-	@echo "==> tests: unit, then integration (real hub + proxy), then e2e (Chromium)"
+test: install system-packages lint images image-gpu ## run every suite: unit, integration, e2e (browser, Docker), images
+	@echo "==> tests: unit, integration (real hub + proxy), e2e (Chromium, Docker), images"
 	@mkdir -p test-artifacts
-	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/images $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## run only the fast unit tests

@@ -2,8 +2,8 @@
 
 - ``built_image``: the ``dlhub/...:<version>`` tag named by the test class's ``IMAGE``
   (``IMAGE_ENV`` names an environment variable that may replace it); a missing engine or
-  image is a skip locally and a failure with ``CI`` set. A class with ``OPTIONAL = True``
-  (the GPU image, which ``make images`` does not build) is skipped when its image is missing.
+  image is a skip locally and a failure with ``CI`` set (`make test` builds every image,
+  the GPU image included).
 - ``docker_run``: run a command in a throwaway container of an image; returns the
   ``CompletedProcess`` (text, stdout and stderr captured).
 - ``inspect_image``: ``docker image inspect`` of a tag, as a dict.
@@ -79,7 +79,7 @@ def built_image(request, docker_engine) -> str:
     tag = os.environ.get(getattr(cls, "IMAGE_ENV", ""), "") or f"{cls.IMAGE}:{project_version()}"
     if not image_exists(tag):
         message = f"image {tag} is not built (run `{cls.BUILD_WITH}`)"
-        if in_ci() and not getattr(cls, "OPTIONAL", False):
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return tag

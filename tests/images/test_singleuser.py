@@ -43,7 +43,6 @@ class SingleuserChecks:
     IMAGE: str
     IMAGE_ENV: str
     BUILD_WITH: str
-    OPTIONAL = False
     # containers of these tests need no network
     ARGS = ("--network", "none")
 

@@ -23,7 +23,6 @@ class TestSingleuserGpu(SingleuserChecks):
     IMAGE = "dlhub/singleuser-gpu"
     IMAGE_ENV = "DLHUB_SINGLEUSER_GPU_IMAGE"
     BUILD_WITH = "make image-gpu"
-    OPTIONAL = True
 
     def test_no_gpu_unless_assigned(self, built_image, docker_run):
         # without device requests the NVIDIA runtime hides every GPU (NVIDIA_VISIBLE_DEVICES)
