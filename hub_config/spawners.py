@@ -13,6 +13,7 @@ from traitlets.config import Configurable
 
 from . import profiles
 from .naming import safe_slug
+from .readiness import wait_for_port
 from .starter import copy_starter
 
 
@@ -59,6 +60,12 @@ class ProfilesMixin(Configurable):
 
     def apply_profile(self, profile: dict) -> None:
         """Backend-specific settings of a profile; the limits are already applied."""
+
+    async def start(self):
+        """Start the server (the host class), then wait until it listens (see readiness)."""
+        ip, port = await super().start()
+        await wait_for_port(ip, port, timeout=self.start_timeout, exited=self.poll)
+        return ip, port
 
 
 class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
