@@ -1,0 +1,290 @@
+"""The GPU scheduling policy: pure, no I/O, time passed in by the caller.
+
+Rules, in the order :meth:`Scheduler.schedule` applies them:
+
+1. **Quotas.** A user's quota is the most generous quota of their groups (a group without
+   one has ``default_quota``). A request that keeps the user within it is *within quota*.
+2. **FIFO within priority.** Waiting requests are taken by priority (higher first), then
+   by arrival. A request that cannot be granted blocks later ones that would take the
+   same devices, so a large request is not starved by a stream of small ones.
+3. **Room for quota.** When a request within quota waits for devices that borrowed
+   leases hold, those leases (newest first) are marked for reclaim: the caller stops
+   their servers and releases them, and the request gets the devices.
+4. **Borrowing.** Only when no request within quota waits, requests beyond quota may use
+   idle capacity; such leases are *borrowed* and are the first taken back.
+
+A device is never in two leases; :meth:`Scheduler.check` asserts the invariants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .model import Device, Lease, Request, Step
+
+#: expected hold of a lease with no idle timeout, for ETAs only
+DEFAULT_HOLD = 3600.0
+
+
+class RequestError(ValueError):
+    """A request that can never be granted or is malformed; the message says why."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        devices: Iterable[Device],
+        quotas: dict[str, int] | None = None,
+        default_quota: int = 0,
+    ):
+        self.devices: dict[str, Device] = {}
+        for device in devices:
+            if device.uuid in self.devices:
+                raise ValueError(f"device {device.uuid} is listed twice")
+            self.devices[device.uuid] = device
+        self.quotas: dict[str, int] = dict(quotas or {})
+        self.default_quota = default_quota
+        self.leases: dict[str, Lease] = {}
+        self.queue: dict[str, Request] = {}
+        #: borrowed leases marked for reclaim and not released yet
+        self.reclaiming: set[str] = set()
+
+    # --- queries ---------------------------------------------------------------------
+
+    def quota(self, groups: Iterable[str]) -> int:
+        """The most generous quota among ``groups`` (``default_quota`` for none)."""
+        return max(
+            (self.quotas.get(g, self.default_quota) for g in groups), default=self.default_quota
+        )
+
+    def held_by(self, user: str) -> int:
+        return sum(len(lease.devices) for lease in self.leases.values() if lease.user == user)
+
+    def leased_devices(self) -> set[str]:
+        return {uuid for lease in self.leases.values() for uuid in lease.devices}
+
+    def free_devices(self) -> list[Device]:
+        leased = self.leased_devices()
+        return sorted(
+            (d for d in self.devices.values() if d.uuid not in leased),
+            key=lambda d: (d.model, d.index, d.uuid),
+        )
+
+    def waiting(self) -> list[Request]:
+        """The queue in the order it is served: priority, then arrival."""
+        return sorted(self.queue.values(), key=lambda r: (-r.priority, r.submitted_at, r.id))
+
+    def position(self, request_id: str) -> int:
+        """1-based place of a waiting request in the queue."""
+        for i, request in enumerate(self.waiting(), start=1):
+            if request.id == request_id:
+                return i
+        raise KeyError(request_id)
+
+    def within_quota(self, request: Request) -> bool:
+        return self.held_by(request.user) + request.count <= self.quota(request.groups)
+
+    def capacity(self, model: str | None = None) -> int:
+        return sum(1 for d in self.devices.values() if model in (None, d.model))
+
+    # --- changes ---------------------------------------------------------------------
+
+    def validate(self, request: Request) -> None:
+        """Refuse a request that is malformed or can never be granted."""
+        if not isinstance(request.count, int) or isinstance(request.count, bool):
+            raise RequestError(f"count must be a whole number, got {request.count!r}")
+        if request.count < 1:
+            raise RequestError(f"count must be at least 1, got {request.count}")
+        models = sorted({d.model for d in self.devices.values()})
+        if request.model is not None and request.model not in models:
+            known = ", ".join(models) or "none"
+            raise RequestError(f"unknown GPU model {request.model!r}; this hub has: {known}")
+        most = self.capacity(request.model)
+        if request.count > most:
+            what = f"{request.model} GPUs" if request.model else "GPUs"
+            raise RequestError(f"asked for {request.count} {what}, but there are {most} in all")
+        for lease in self.leases.values():
+            if (lease.user, lease.request.server) == (request.user, request.server):
+                raise RequestError(f"server {request.server!r} of {request.user} holds GPUs")
+        for waiting in self.queue.values():
+            if (waiting.user, waiting.server) == (request.user, request.server):
+                raise RequestError(f"server {request.server!r} of {request.user} already waits")
+        if request.id in self.queue or request.id in self.leases:
+            raise RequestError(f"request id {request.id!r} is in use")
+
+    def submit(self, request: Request, now: float) -> Step:
+        """Queue a request and run a scheduling pass (it may be granted at once)."""
+        self.validate(request)
+        self.queue[request.id] = request
+        return self.schedule(now)
+
+    def cancel(self, request_id: str) -> bool:
+        """Drop a waiting request; False if it was not waiting."""
+        return self.queue.pop(request_id, None) is not None
+
+    def release(self, lease_id: str, now: float) -> Step:
+        """A server stopped: free its GPUs and hand them on."""
+        self.leases.pop(lease_id, None)
+        self.reclaiming.discard(lease_id)
+        return self.schedule(now)
+
+    def touch(self, lease_id: str, now: float) -> None:
+        """The lease's GPUs or kernels were busy at ``now``."""
+        lease = self.leases.get(lease_id)
+        if lease is not None and now > lease.last_active:
+            lease.last_active = now
+
+    def due(self, now: float) -> list[tuple[Lease, str]]:
+        """Leases past their maximum lifetime ("lifetime") or idle budget ("idle")."""
+        out = []
+        for lease in self.leases.values():
+            limit = lease.ends_by()
+            if limit is not None and now >= limit:
+                out.append((lease, "lifetime"))
+            elif lease.request.idle_timeout and now - lease.last_active >= (
+                lease.request.idle_timeout
+            ):
+                out.append((lease, "idle"))
+        return out
+
+    def schedule(self, now: float) -> Step:
+        """Grant what can be granted; mark borrowed leases to reclaim for quota holders."""
+        step = Step()
+        # models that earlier waiting requests need (None: every model)
+        blocked: set[str | None] = set()
+        quota_waiting = False
+        for request in self.waiting():
+            if not self.within_quota(request):
+                continue
+            devices = self._pick(request, blocked)
+            if devices:
+                step.granted.append(self._grant(request, devices, now, borrowed=False))
+                continue
+            quota_waiting = True
+            if not _blocked(request.model, blocked):
+                step.reclaim.extend(self._make_room(request))
+            blocked.add(request.model)
+        if not quota_waiting:
+            for request in self.waiting():
+                if self.within_quota(request):
+                    continue  # waits for devices (handled above)
+                devices = self._pick(request, blocked)
+                if devices:
+                    step.granted.append(self._grant(request, devices, now, borrowed=True))
+                else:
+                    blocked.add(request.model)
+        return step
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _matching(self, devices: Iterable[Device], model: str | None) -> list[Device]:
+        return [d for d in devices if model in (None, d.model)]
+
+    def _pick(self, request: Request, blocked: set[str | None]) -> tuple[str, ...]:
+        """Free devices for ``request``, leaving alone the models earlier requests wait for."""
+        if _blocked(request.model, blocked):
+            return ()
+        free = [
+            d for d in self._matching(self.free_devices(), request.model) if d.model not in blocked
+        ]
+        if request.model is None:
+            # keep a multi-GPU server on one model
+            by_model: dict[str, list[Device]] = {}
+            for d in free:
+                by_model.setdefault(d.model, []).append(d)
+            for devices in by_model.values():
+                if len(devices) >= request.count:
+                    return tuple(d.uuid for d in devices[: request.count])
+            return ()
+        if len(free) < request.count:
+            return ()
+        return tuple(d.uuid for d in free[: request.count])
+
+    def _grant(self, request: Request, devices, now: float, borrowed: bool) -> Lease:
+        del self.queue[request.id]
+        lease = Lease(request, tuple(devices), granted_at=now, last_active=now, borrowed=borrowed)
+        self.leases[request.id] = lease
+        return lease
+
+    def _make_room(self, request: Request) -> list[Lease]:
+        """Borrowed leases (newest first) whose devices would let ``request`` run."""
+        free = len(self._matching(self.free_devices(), request.model))
+        pending = [
+            self.leases[i] for i in self.reclaiming if i in self.leases
+        ]  # already on their way back
+        free += sum(len(self._matching_ids(lease, request.model)) for lease in pending)
+        if free >= request.count:
+            return []
+        candidates = sorted(
+            (
+                lease
+                for lease in self.leases.values()
+                if lease.borrowed
+                and lease.id not in self.reclaiming
+                and self._matching_ids(lease, request.model)
+            ),
+            key=lambda lease: lease.granted_at,
+            reverse=True,
+        )
+        chosen = []
+        for lease in candidates:
+            if free >= request.count:
+                break
+            chosen.append(lease)
+            free += len(self._matching_ids(lease, request.model))
+        if free < request.count:
+            return []  # not enough even with every borrowed lease back: just wait
+        self.reclaiming.update(lease.id for lease in chosen)
+        return chosen
+
+    def _matching_ids(self, lease: Lease, model: str | None) -> list[str]:
+        return [u for u in lease.devices if model in (None, self.devices[u].model)]
+
+    # --- estimates -------------------------------------------------------------------
+
+    def eta(self, request_id: str, now: float) -> float:
+        """Seconds until a waiting request is expected to get its GPUs.
+
+        Every lease is expected to end when its idle budget runs out if it goes idle now
+        (at the latest at its maximum lifetime); a lease being reclaimed ends now. The
+        queue ahead is played forward in order, each request holding its GPUs for its
+        idle timeout (or lifetime when shorter). Quotas are not modelled.
+        """
+        free_at = {uuid: now for uuid in self.devices}
+        for lease in self.leases.values():
+            end = now if lease.id in self.reclaiming else lease.expected_end(now)
+            for uuid in lease.devices:
+                free_at[uuid] = end
+        for request in self.waiting():
+            candidates = sorted(
+                (uuid for uuid in free_at if request.model in (None, self.devices[uuid].model)),
+                key=lambda u: free_at[u],
+            )[: request.count]
+            start = max(free_at[u] for u in candidates)
+            if request.id == request_id:
+                return max(0.0, start - now)
+            hold = request.idle_timeout or DEFAULT_HOLD
+            if request.max_lifetime:
+                hold = min(hold, request.max_lifetime)
+            for uuid in candidates:
+                free_at[uuid] = start + hold
+        raise KeyError(request_id)
+
+    # --- invariants ------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Assert the invariants (used by the property tests)."""
+        seen: set[str] = set()
+        for lease in self.leases.values():
+            assert len(lease.devices) == lease.request.count, lease
+            for uuid in lease.devices:
+                assert uuid in self.devices, uuid
+                assert uuid not in seen, f"device {uuid} in two leases"
+                seen.add(uuid)
+        assert not set(self.leases) & set(self.queue), "a request both waits and holds"
+        assert self.reclaiming <= set(self.leases), "reclaiming a lease that is gone"
+
+
+def _blocked(model: str | None, blocked: set[str | None]) -> bool:
+    """Is every device a request for ``model`` could take wanted by an earlier request?"""
+    return None in blocked or (model is not None and model in blocked)
