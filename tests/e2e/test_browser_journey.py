@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from hubtest import REPO, new_password
 
@@ -53,6 +54,25 @@ def log_in(page, hub, name, password):
     page.click("#login_submit, form [type=submit]")
 
 
+def run_first_cell(page, attempts: int = 3):
+    """Shift+Enter in the first cell until JupyterLab shows it queued or run.
+
+    A keypress that lands while JupyterLab is still connecting the new notebook to its
+    kernel is dropped (the prompt stays ``[ ]:``); a person would press again, and so
+    does this.
+    """
+    prompt = page.locator(".jp-NotebookPanel .jp-Cell .jp-InputPrompt").first
+    for _ in range(attempts):
+        page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            expect(prompt).to_have_text(re.compile(r"\[(\*|\d+)\]"), timeout=15_000)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"the cell did not run after {attempts} tries")
+
+
 def test_sign_up_approve_log_in_and_run_tensorflow(hub, browser, artifacts):
     urls = UrlLog()
     admin_pw, alice_pw = new_password(), new_password()
@@ -89,11 +109,12 @@ def test_sign_up_approve_log_in_and_run_tensorflow(hub, browser, artifacts):
     alice.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
     alice.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.wait_for(timeout=60_000)
     alice.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    alice.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=60_000)
     cell = alice.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
     cell.click()
     cell.type("import tensorflow as tf; print(tf.__version__)")
     assert "print(tf.__version__)" in cell.inner_text()
-    alice.keyboard.press("Shift+Enter")
+    run_first_cell(alice)
     stdout = alice.locator(
         '.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]'
     ).first
