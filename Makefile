@@ -83,7 +83,9 @@ test-unit: $(VENV)/.installed ## run only the fast unit tests
 	@$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install images ## spawn-to-ready benchmark, dlhub vs bare JupyterHub + DockerSpawner
+bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy
+	@echo "==> bench/scheduler: decision latency and the trace simulation (a minute)"
+	@$(VENV)/bin/python bench/scheduler/run.py
 	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
 	@$(VENV)/bin/python bench/spawn/run.py
 

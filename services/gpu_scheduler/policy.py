@@ -48,6 +48,8 @@ class Scheduler:
         self.queue: dict[str, Request] = {}
         #: borrowed leases marked for reclaim and not released yet
         self.reclaiming: set[str] = set()
+        self._held: dict[str, int] = {}
+        self._free: dict[str, list[str]] = {}
 
     # --- queries ---------------------------------------------------------------------
 
@@ -58,7 +60,7 @@ class Scheduler:
         )
 
     def held_by(self, user: str) -> int:
-        return sum(len(lease.devices) for lease in self.leases.values() if lease.user == user)
+        return self._held.get(user, 0)
 
     def leased_devices(self) -> set[str]:
         return {uuid for lease in self.leases.values() for uuid in lease.devices}
@@ -124,7 +126,9 @@ class Scheduler:
 
     def release(self, lease_id: str, now: float) -> Step:
         """A server stopped: free its GPUs and hand them on."""
-        self.leases.pop(lease_id, None)
+        lease = self.leases.pop(lease_id, None)
+        if lease is not None:
+            self._held[lease.user] -= len(lease.devices)
         self.reclaiming.discard(lease_id)
         return self.schedule(now)
 
@@ -150,10 +154,14 @@ class Scheduler:
     def schedule(self, now: float) -> Step:
         """Grant what can be granted; mark borrowed leases to reclaim for quota holders."""
         step = Step()
+        self._free = self._free_by_model()
         # models that earlier waiting requests need (None: every model)
         blocked: set[str | None] = set()
         quota_waiting = False
         for request in self.waiting():
+            if None in blocked:
+                quota_waiting = quota_waiting or self.within_quota(request)
+                break  # an earlier request may take any device: everyone after waits
             if not self.within_quota(request):
                 continue
             devices = self._pick(request, blocked)
@@ -166,6 +174,8 @@ class Scheduler:
             blocked.add(request.model)
         if not quota_waiting:
             for request in self.waiting():
+                if None in blocked:
+                    break
                 if self.within_quota(request):
                     continue  # waits for devices (handled above)
                 devices = self._pick(request, blocked)
@@ -180,30 +190,38 @@ class Scheduler:
     def _matching(self, devices: Iterable[Device], model: str | None) -> list[Device]:
         return [d for d in devices if model in (None, d.model)]
 
+    def _free_by_model(self) -> dict[str, list[str]]:
+        """Free device UUIDs per model, in a stable order."""
+        pools: dict[str, list[str]] = {model: [] for model in self._models()}
+        for device in self.free_devices():
+            pools[device.model].append(device.uuid)
+        return pools
+
+    def _models(self) -> list[str]:
+        return sorted({d.model for d in self.devices.values()})
+
     def _pick(self, request: Request, blocked: set[str | None]) -> tuple[str, ...]:
-        """Free devices for ``request``, leaving alone the models earlier requests wait for."""
+        """Free devices for ``request``, leaving alone the models earlier requests wait for.
+
+        A request for any model gets devices of one model (a multi-GPU server stays on
+        one kind of card).
+        """
         if _blocked(request.model, blocked):
             return ()
-        free = [
-            d for d in self._matching(self.free_devices(), request.model) if d.model not in blocked
-        ]
-        if request.model is None:
-            # keep a multi-GPU server on one model
-            by_model: dict[str, list[Device]] = {}
-            for d in free:
-                by_model.setdefault(d.model, []).append(d)
-            for devices in by_model.values():
-                if len(devices) >= request.count:
-                    return tuple(d.uuid for d in devices[: request.count])
-            return ()
-        if len(free) < request.count:
-            return ()
-        return tuple(d.uuid for d in free[: request.count])
+        models = [request.model] if request.model is not None else list(self._free)
+        for model in models:
+            pool = self._free.get(model, [])
+            if model not in blocked and len(pool) >= request.count:
+                return tuple(pool[: request.count])
+        return ()
 
     def _grant(self, request: Request, devices, now: float, borrowed: bool) -> Lease:
         del self.queue[request.id]
         lease = Lease(request, tuple(devices), granted_at=now, last_active=now, borrowed=borrowed)
         self.leases[request.id] = lease
+        self._held[request.user] = self._held.get(request.user, 0) + len(devices)
+        for uuid in devices:
+            self._free[self.devices[uuid].model].remove(uuid)
         return lease
 
     def _make_room(self, request: Request) -> list[Lease]:
@@ -283,6 +301,9 @@ class Scheduler:
                 seen.add(uuid)
         assert not set(self.leases) & set(self.queue), "a request both waits and holds"
         assert self.reclaiming <= set(self.leases), "reclaiming a lease that is gone"
+        for user in {lease.user for lease in self.leases.values()} | set(self._held):
+            held = sum(len(x.devices) for x in self.leases.values() if x.user == user)
+            assert self._held.get(user, 0) == held, f"holdings of {user} out of step"
 
 
 def _blocked(model: str | None, blocked: set[str | None]) -> bool:
