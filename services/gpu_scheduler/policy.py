@@ -132,6 +132,19 @@ class Scheduler:
         self.reclaiming.discard(lease_id)
         return self.schedule(now)
 
+    def restore_lease(self, lease: Lease, reclaiming: bool = False) -> None:
+        """Put back a lease read from storage (after a restart), checking it still fits."""
+        leased = self.leased_devices()
+        for uuid in lease.devices:
+            if uuid not in self.devices:
+                raise ValueError(f"lease {lease.id} holds {uuid}, which the inventory lacks")
+            if uuid in leased:
+                raise ValueError(f"lease {lease.id} holds {uuid}, which another lease holds")
+        self.leases[lease.id] = lease
+        self._held[lease.user] = self._held.get(lease.user, 0) + len(lease.devices)
+        if reclaiming:
+            self.reclaiming.add(lease.id)
+
     def touch(self, lease_id: str, now: float) -> None:
         """The lease's GPUs or kernels were busy at ``now``."""
         lease = self.leases.get(lease_id)

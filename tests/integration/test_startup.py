@@ -1,17 +1,15 @@
 """Start-up of a real hub: invalid config stops it, culling works, Postgres works."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import requests
 
-from hubtest import CONFIG_PY, in_ci, start_server, token_api, wait_for
+from hubtest import CONFIG_PY, start_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,61 +131,6 @@ def test_approval_link_from_another_site_is_refused(hub_factory):
     assert r.status_code == 200
 
 
-# --- Postgres ------------------------------------------------------------------------
-
-
-def postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return found[-1].parent if found else None
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A private PostgreSQL server on a free port, run as the `postgres` system user.
-
-    Its files live in a fresh directory under /tmp (the pytest tmp tree is private to
-    root, so the `postgres` user could not enter it) and are removed afterwards.
-    """
-    bindir = postgres_bin()
-    if bindir is None:
-        message = "no PostgreSQL server binaries (run `make system-packages`)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    from hubtest import free_port
-
-    root = Path(tempfile.mkdtemp(prefix="dlhub-pg-"))
-    datadir, sockdir = root / "data", root / "sock"
-    sockdir.mkdir()
-    port = free_port()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        for path in (root, sockdir):
-            shutil.chown(path, "postgres")
-
-    def pg(*args):
-        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
-
-    pg(str(bindir / "initdb"), "-D", str(datadir), "-U", "dlhub", "-A", "trust")
-    options = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1"
-    pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(datadir),
-        "-l",
-        str(root / "log"),
-        "-o",
-        options,
-        "-w",
-        "start",
-    )
-    try:
-        yield f"postgresql://dlhub@127.0.0.1:{port}/postgres"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_hub_runs_on_postgres(postgres, hub_factory):
     hub = hub_factory({"hub": {"db_url": postgres}, "culling": {"enabled": False}}, name="pghub")
     try:
@@ -213,3 +156,19 @@ def check_postgres_hub(hub, postgres):
     hub.start()
     model = token_api(hub.url, token, "GET", "/hub/api/users/erin")
     assert model.status_code == 200 and model.json()["name"] == "erin"
+
+
+def test_scheduler_state_on_postgres(postgres):
+    from gpu_scheduler.model import Device, Request
+    from gpu_scheduler.policy import Scheduler
+    from gpu_scheduler.store import Store
+
+    devices = [Device(f"GPU-{i}", "A100", 0, i) for i in range(2)]
+    s = Scheduler(devices, default_quota=1)
+    for i, user in enumerate(["a", "b", "c"]):
+        s.submit(Request(f"r{i}", user, "", 1, float(i)), i)
+    Store(postgres.replace("postgresql://", "postgresql+psycopg://")).save(s)
+    restarted = Scheduler(devices, default_quota=1)
+    Store(postgres.replace("postgresql://", "postgresql+psycopg://")).load(restarted)
+    restarted.check()
+    assert set(restarted.leases) == {"r0", "r1"} and set(restarted.queue) == {"r2"}
