@@ -61,14 +61,17 @@ class ProfilesMixin(Configurable):
     def apply_profile(self, profile: dict) -> None:
         """Backend-specific settings of a profile; the limits are already applied."""
 
+
+class ListeningMixin:
+    """Return from ``start`` only once the server listens (see :mod:`.readiness`)."""
+
     async def start(self):
-        """Start the server (the host class), then wait until it listens (see readiness)."""
         ip, port = await super().start()
         await wait_for_port(ip, port, timeout=self.start_timeout, exited=self.poll)
         return ip, port
 
 
-class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
+class LocalSpawner(ProfilesMixin, ListeningMixin, SimpleLocalProcessSpawner):
     """User servers as local processes from dlhub's user environment.
 
     Each user works in ``users_dir/<escaped username>``, created mode 0700.
@@ -116,7 +119,7 @@ class LocalSpawner(ProfilesMixin, SimpleLocalProcessSpawner):
         return await super().start()
 
 
-class DockerSpawner(ProfilesMixin, _DockerSpawner):
+class DockerSpawner(ProfilesMixin, ListeningMixin, _DockerSpawner):
     """User servers as containers: one per user, from the image of the chosen profile.
 
     Container and volume names use :func:`hub_config.naming.safe_slug`; the names are

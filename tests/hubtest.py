@@ -263,6 +263,9 @@ def stop_server(base: str, token: str, user: str, timeout=60) -> None:
 def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) -> dict:
     """Run ``code`` in a new kernel of ``user``'s server over the Jupyter websocket protocol.
 
+    Waits for both the shell's execute_reply and iopub's idle status: the reply can
+    arrive before the cell's last output.
+
     Returns ``{"stdout": str, "status": "ok"|"error", "error": {...}}``.
     """
     prefix = f"/user/{user}/api"
@@ -292,6 +295,7 @@ def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) 
         )
     )
     out: dict = {"stdout": "", "status": None, "error": None}
+    idle = False  # iopub's idle status comes after the cell's last output
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -305,11 +309,14 @@ def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) 
                 out["error"] = msg["content"]
             elif kind == "execute_reply":
                 out["status"] = msg["content"]["status"]
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                idle = True
+            if idle and out["status"] is not None:
                 return out
     finally:
         ws.close()
         token_api(base, token, "DELETE", f"{prefix}/kernels/{kernel}")
-    raise TimeoutError(f"no execute_reply within {timeout}s; got {out}")
+    raise TimeoutError(f"no execute_reply and idle status within {timeout}s; got {out}")
 
 
 def _merge(base: dict, extra: dict) -> dict:

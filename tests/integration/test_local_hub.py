@@ -126,7 +126,7 @@ def test_profile_chosen_on_the_form(hub, alice):
 
     wait_for(ready, 120, what="alice's server from the form")
     out = run_code(hub.url, token, "alice", "import os; print(os.environ['DLHUB_PROFILE'])")
-    assert out["stdout"].strip() == "small"
+    assert out["stdout"].strip() == "small", out
     stop_server(hub.url, token, "alice")
 
 
