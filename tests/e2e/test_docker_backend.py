@@ -239,3 +239,24 @@ def test_container_killed_outside_is_noticed(hub, engine, names, users):
     wait_for(stopped, POLL_INTERVAL + 2, interval=0.5, what="the hub to notice within a poll")
     noticed = time.monotonic() - killed
     print(f"noticed after {noticed:.1f}s (poll interval {POLL_INTERVAL}s)")
+
+
+def test_tensorboard_opens_through_the_server_proxy(hub, users):
+    code = """
+import subprocess, sys
+subprocess.Popen(
+    [sys.executable, "-m", "tensorboard.main", "--logdir", "/tmp/tb", "--port", "6006"],
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+)
+print("started")
+"""
+    assert run_code(hub.url, users["alice"], "alice", code)["stdout"].strip() == "started"
+
+    def tensorboard_page():
+        r = token_api(hub.url, users["alice"], "GET", "/user/alice/proxy/6006/")
+        return r.status_code == 200 and "TensorBoard" in r.text
+
+    wait_for(tensorboard_page, 60, interval=1, what="TensorBoard through jupyter-server-proxy")
+    # and not for bob
+    r = token_api(hub.url, users["bob"], "GET", "/user/alice/proxy/6006/")
+    assert r.status_code == 403

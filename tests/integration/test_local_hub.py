@@ -90,21 +90,23 @@ def test_unapproved_user_cannot_log_in(hub):
 def test_user_runs_tensorflow_in_a_real_kernel(hub, alice):
     token = alice.new_token("kernel test")
     server = start_server(hub.url, token, "alice")
-    assert server["url"] == "/user/alice/"
-    out = run_code(hub.url, token, "alice", TF_FIT)
-    assert out["status"] == "ok", out
-    values = lines(out["stdout"])
-    assert math.isfinite(float(values["LOSS"][0]))
-    # the default profile applied; the working directory is the user's own, private
-    assert values["ENV"] == ["standard", str(4 * 1024**3), "2.0"]
-    home = hub.data_dir / "users" / "alice"
-    assert values["CWD"] == [str(home)]
-    assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    # the starter notebooks are there on the first start
-    listing = token_api(hub.url, token, "GET", "/user/alice/api/contents").json()["content"]
-    names = {item["name"] for item in listing}
-    assert {"01-keras-digits.ipynb", "04-do-i-have-a-gpu.ipynb"} <= names
-    stop_server(hub.url, token, "alice")
+    try:
+        assert server["url"] == "/user/alice/"
+        out = run_code(hub.url, token, "alice", TF_FIT)
+        assert out["status"] == "ok", out
+        values = lines(out["stdout"])
+        assert math.isfinite(float(values["LOSS"][0]))
+        # the default profile applied; the working directory is the user's own, private
+        assert values["ENV"] == ["standard", str(4 * 1024**3), "2.0"]
+        home = hub.data_dir / "users" / "alice"
+        assert values["CWD"] == [str(home)]
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        # the starter notebooks are there on the first start
+        listing = token_api(hub.url, token, "GET", "/user/alice/api/contents").json()["content"]
+        names = {item["name"] for item in listing}
+        assert {"01-keras-digits.ipynb", "04-do-i-have-a-gpu.ipynb"} <= names
+    finally:
+        stop_server(hub.url, token, "alice")
 
 
 def test_spawn_form_lists_profiles(hub, alice):
@@ -125,9 +127,11 @@ def test_profile_chosen_on_the_form(hub, alice):
         return model["servers"].get("", {}).get("ready")
 
     wait_for(ready, 120, what="alice's server from the form")
-    out = run_code(hub.url, token, "alice", "import os; print(os.environ['DLHUB_PROFILE'])")
-    assert out["stdout"].strip() == "small", out
-    stop_server(hub.url, token, "alice")
+    try:
+        out = run_code(hub.url, token, "alice", "import os; print(os.environ['DLHUB_PROFILE'])")
+        assert out["stdout"].strip() == "small", out
+    finally:
+        stop_server(hub.url, token, "alice")
 
 
 def test_unknown_profile_is_a_400_naming_the_choices(hub, bob):
