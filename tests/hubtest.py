@@ -30,6 +30,15 @@ def in_ci() -> bool:
     return bool(os.environ.get("CI"))
 
 
+def part_missing(message: str) -> None:
+    """A suite's engine, browser or image is missing: a loud skip locally, a failure in CI."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

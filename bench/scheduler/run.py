@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -48,6 +46,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "services"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from machine import describe  # noqa: E402
 
 from gpu_scheduler.model import Device, Request  # noqa: E402
 from gpu_scheduler.policy import Scheduler  # noqa: E402
@@ -288,18 +289,6 @@ def simulate(policy: str, users: list[User], seed: int) -> dict:
     }
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "scheduler.json"))
@@ -324,7 +313,7 @@ def main() -> int:
             "active_gpu_hours_wanted": round(sum(u.wanted for u in users) / 60, 1),
         },
         "policies": POLICIES,
-        "machine": machine(),
+        "machine": describe(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import statistics
 import subprocess
@@ -30,6 +29,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from machine import describe  # noqa: E402
 
 from hub_config.docker_network import ensure_network  # noqa: E402
 from hubtest import (  # noqa: E402
@@ -139,20 +141,7 @@ def summary(samples: list[float]) -> dict:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    engine = docker.from_env().version()["Version"]
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Linux {platform.release()}, "
-        f"Docker {engine}, Python {platform.python_version()}"
-    )
+    return f"{describe()}, Docker {docker.from_env().version()['Version']}"
 
 
 def main() -> int:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from hubtest import part_missing
+
 REPO = Path(__file__).resolve().parents[2]
 SIZES = REPO / "test-artifacts" / "image-sizes.json"
 
@@ -27,10 +29,6 @@ SIZES = REPO / "test-artifacts" / "image-sizes.json"
 def project_version() -> str:
     with open(REPO / "pyproject.toml", "rb") as f:
         return tomllib.load(f)["project"]["version"]
-
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))
 
 
 def engine_works() -> bool:
@@ -68,9 +66,7 @@ def _record_size(tag: str, size: int) -> None:
 def docker_engine():
     if not engine_works():
         message = "the image tests need a Docker engine (run `make engine`)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        part_missing(message)
 
 
 @pytest.fixture(scope="class")
@@ -79,9 +75,7 @@ def built_image(request, docker_engine) -> str:
     tag = os.environ.get(getattr(cls, "IMAGE_ENV", ""), "") or f"{cls.IMAGE}:{project_version()}"
     if not image_exists(tag):
         message = f"image {tag} is not built (run `{cls.BUILD_WITH}`)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        part_missing(message)
     return tag
 
 
