@@ -159,6 +159,15 @@ def _check_semantics(cfg: dict, source: str) -> None:
                 f"profiles[{i}].gpus",
                 "GPU scheduling is not available in this version of dlhub; allowed: 0",
             )
+    gpus = cfg["gpus"]
+    if gpus["enabled"] and gpus["inventory"] == "declared" and not gpus["devices"]:
+        raise ConfigError(
+            source, "gpus.devices", "declare at least one GPU, or use inventory: nvml"
+        )
+    uuids = [d["uuid"] for d in gpus["devices"]]
+    for i, uuid in enumerate(uuids):
+        if uuid in uuids[:i]:
+            raise ConfigError(source, f"gpus.devices[{i}].uuid", f"duplicate device {uuid!r}")
     if len(defaults) > 1:
         raise ConfigError(
             source,

@@ -70,6 +70,42 @@ def culler_roles(culling: dict) -> list[dict]:
     ]
 
 
+#: Scopes of the GPU scheduler's role: read users' groups, see and stop servers.
+SCHEDULER_SCOPES = ["list:users", "read:users:groups", "read:servers", "delete:servers"]
+
+
+def gpu_scheduler_service(cfg: dict, data_dir: Path, python: str, config_file: str | None):
+    """The hub-managed GPU scheduler service and the roles around it (or nothing)."""
+    gpus = cfg["gpus"]
+    if not gpus["enabled"]:
+        return [], []
+    db = gpus["db_url"] or f"sqlite:///{data_dir / 'gpu-scheduler.sqlite'}"
+    env = {"DLHUB_GPU_DB_URL": db}
+    if config_file:
+        env["DLHUB_CONFIG"] = config_file
+    service = {
+        "name": "gpu-scheduler",
+        "url": f"http://127.0.0.1:{gpus['port']}",
+        "command": [python, "-m", "gpu_scheduler"],
+        "environment": env,
+        "display": True,
+    }
+    roles = [
+        {
+            "name": "gpu-scheduler",
+            "description": "The GPU scheduler: read groups, see and stop servers.",
+            "scopes": list(SCHEDULER_SCOPES),
+            "services": ["gpu-scheduler"],
+        },
+        {
+            "name": "user",
+            "description": "Every user: their own things, and the GPU scheduler's API.",
+            "scopes": ["self", "access:services!service=gpu-scheduler"],
+        },
+    ]
+    return [service], roles
+
+
 def traits_for(
     cfg: dict,
     data_dir: Path,
@@ -86,6 +122,9 @@ def traits_for(
     """
     environ = {} if environ is None else environ
     hub, auth = cfg["hub"], cfg["auth"]
+    gpu_services, gpu_roles = gpu_scheduler_service(
+        cfg, data_dir, python, environ.get("DLHUB_CONFIG")
+    )
     traits = {
         "JupyterHub": {
             "bind_url": hub["bind_url"],
@@ -96,8 +135,8 @@ def traits_for(
             "log_level": hub["log_level"],
             "authenticator_class": "hub_config.auth.DlhubAuthenticator",
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
-            "services": culler_service(cfg["culling"], python),
-            "load_roles": culler_roles(cfg["culling"]),
+            "services": culler_service(cfg["culling"], python) + gpu_services,
+            "load_roles": culler_roles(cfg["culling"]) + gpu_roles,
         },
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub['proxy_api_port']}",

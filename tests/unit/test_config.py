@@ -97,9 +97,9 @@ def test_unknown_key(tmp_path):
 
 
 def test_unknown_top_level_key(tmp_path):
-    path = write(tmp_path, "gpus: 2\n")
+    path = write(tmp_path, "gpu: 2\n")
     msg = load_error(path)
-    assert msg.startswith(f"invalid dlhub config {path}: gpus: unknown key; allowed keys here:")
+    assert msg.startswith(f"invalid dlhub config {path}: gpu: unknown key; allowed keys here:")
     assert "backend" in msg and "profiles" in msg
 
 
@@ -315,3 +315,30 @@ def test_check_command_gets_one_value(tmp_path, capsys):
     assert capsys.readouterr().out == "docker\n"
     assert main(["check", "--get", "hub.hub_port", str(path)]) == 0
     assert capsys.readouterr().out == "8081\n"
+
+
+def test_enabled_gpus_need_devices_or_nvml(tmp_path):
+    path = write(tmp_path, "gpus:\n  enabled: true\n")
+    assert load_error(path) == (
+        f"invalid dlhub config {path}: gpus.devices: declare at least one GPU, or use "
+        "inventory: nvml"
+    )
+    ok = write(tmp_path, "gpus:\n  enabled: true\n  inventory: nvml\n", "nvml.yaml")
+    assert load_platform_config(ok)["gpus"]["inventory"] == "nvml"
+
+
+def test_duplicate_gpu_uuid(tmp_path):
+    path = write(
+        tmp_path,
+        "gpus:\n  devices:\n    - {uuid: GPU-0, model: A100}\n    - {uuid: GPU-0, model: T4}\n",
+    )
+    assert load_error(path) == (
+        f"invalid dlhub config {path}: gpus.devices[1].uuid: duplicate device 'GPU-0'"
+    )
+
+
+def test_negative_group_quota(tmp_path):
+    path = write(tmp_path, "gpus:\n  quotas:\n    lab: -1\n")
+    assert load_error(path) == (
+        f"invalid dlhub config {path}: gpus.quotas.lab: must be at least 0, got -1"
+    )

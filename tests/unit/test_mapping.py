@@ -119,3 +119,32 @@ def test_docker_backend_needs_a_gateway():
 
     with pytest.raises(ValueError):
         traits({"backend": "docker"})
+
+
+def test_gpu_scheduler_service_and_roles():
+    cfg = {
+        "gpus": {
+            "enabled": True,
+            "devices": [{"uuid": "GPU-0", "model": "A100"}],
+            "port": 9095,
+        }
+    }
+    t = traits(cfg, environ={"DLHUB_CONFIG": "/etc/dlhub.yaml"})
+    services = {s["name"]: s for s in t["JupyterHub"]["services"]}
+    gpu = services["gpu-scheduler"]
+    assert gpu["url"] == "http://127.0.0.1:9095"
+    assert gpu["command"] == ["/env/bin/python", "-m", "gpu_scheduler"]
+    assert gpu["environment"] == {
+        "DLHUB_GPU_DB_URL": "sqlite:////srv/dlhub/gpu-scheduler.sqlite",
+        "DLHUB_CONFIG": "/etc/dlhub.yaml",
+    }
+    roles = {r["name"]: r for r in t["JupyterHub"]["load_roles"]}
+    assert sorted(roles["gpu-scheduler"]["scopes"]) == sorted(
+        ["list:users", "read:users:groups", "read:servers", "delete:servers"]
+    )
+    assert roles["user"]["scopes"] == ["self", "access:services!service=gpu-scheduler"]
+
+
+def test_gpu_scheduler_off_by_default():
+    t = traits()
+    assert [s["name"] for s in t["JupyterHub"]["services"]] == ["idle-culler"]

@@ -1,0 +1,290 @@
+"""The scheduler as a JupyterHub service: a JSON API over the policy, authenticated by the hub.
+
+Run by the hub (``python -m gpu_scheduler``) with the platform config in $DLHUB_CONFIG.
+Every request carries a hub token (``Authorization: token ...``); the hub says whose it
+is and what it may do. Admin endpoints need a token with ``admin:users`` (an admin's own
+API token), so the token inside a user's server, even an admin's, cannot reach them.
+
+    GET    api/capacity              GPUs free/total per model, the caller's quota and use
+    GET    api/me                    the caller's leases and waiting requests
+    POST   api/requests              {"server": "", "count": 1, "model": null} -> lease or place
+    DELETE api/requests/SERVER       cancel a wait or release GPUs of the caller's server
+    GET    api/admin/state           (admin) every lease and the queue
+    POST   api/admin/leases/ID/reclaim   (admin) take GPUs back
+    PUT    api/admin/quotas          (admin) {"group": GPUs, ...}
+    GET    metrics                   (admin) Prometheus metrics
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth, HubAuthenticated
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from tornado import ioloop, web
+
+from .inventory import declared, from_nvml
+from .model import Request
+from .policy import RequestError, Scheduler
+from .store import Store
+
+ADMIN_SCOPE = "admin:users"
+
+
+class State:
+    """The scheduler, its store and clock, shared by the handlers."""
+
+    def __init__(self, scheduler: Scheduler, store: Store | None, clock=time.time):
+        self.scheduler = scheduler
+        self.store = store
+        self.clock = clock
+
+    def saved(self, step=None):
+        if self.store is not None:
+            self.store.save(self.scheduler)
+        return step
+
+
+class BaseHandler(HubAuthenticated, web.RequestHandler):
+    def initialize(self, state: State, hub_auth: HubAuth):
+        self.state = state
+        self.hub_auth = hub_auth
+
+    def check_xsrf_cookie(self):
+        pass  # token-authenticated JSON API; no cookies are accepted
+
+    def write_error(self, status_code, **kwargs):
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "the request body is not JSON") from None
+        if not isinstance(data, dict):
+            raise web.HTTPError(400, "the request body must be a JSON object")
+        return data
+
+    def user(self) -> dict:
+        user = self.current_user
+        if not user:
+            raise web.HTTPError(403, "a valid hub token is required")
+        return user
+
+    def admin(self) -> dict:
+        user = self.user()
+        if ADMIN_SCOPE not in set(user.get("scopes", [])):
+            raise web.HTTPError(403, "admin only: use an admin's API token")
+        return user
+
+    def send(self, data, status=200):
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+
+def lease_model(lease, scheduler: Scheduler, now: float) -> dict:
+    return {
+        "id": lease.id,
+        "user": lease.user,
+        "server": lease.request.server,
+        "devices": [
+            {"uuid": u, "model": scheduler.devices[u].model, "index": scheduler.devices[u].index}
+            for u in lease.devices
+        ],
+        "granted_at": lease.granted_at,
+        "idle_s": max(0.0, now - lease.last_active),
+        "borrowed": lease.borrowed,
+        "reclaiming": lease.id in scheduler.reclaiming,
+    }
+
+
+def wait_model(request, scheduler: Scheduler, now: float) -> dict:
+    return {
+        "id": request.id,
+        "user": request.user,
+        "server": request.server,
+        "count": request.count,
+        "model": request.model,
+        "position": scheduler.position(request.id),
+        "eta_s": round(scheduler.eta(request.id, now)),
+    }
+
+
+class CapacityHandler(BaseHandler):
+    def get(self):
+        user = self.user()
+        s = self.state.scheduler
+        models: dict[str, dict] = {}
+        free = {d.uuid for d in s.free_devices()}
+        for device in s.devices.values():
+            entry = models.setdefault(device.model, {"total": 0, "free": 0})
+            entry["total"] += 1
+            entry["free"] += device.uuid in free
+        self.send(
+            {
+                "models": models,
+                "quota": s.quota(user.get("groups", [])),
+                "used": s.held_by(user["name"]),
+            }
+        )
+
+
+class MeHandler(BaseHandler):
+    def get(self):
+        name = self.user()["name"]
+        s, now = self.state.scheduler, self.state.clock()
+        self.send(
+            {
+                "leases": [lease_model(x, s, now) for x in s.leases.values() if x.user == name],
+                "waiting": [wait_model(r, s, now) for r in s.waiting() if r.user == name],
+            }
+        )
+
+
+class RequestsHandler(BaseHandler):
+    def post(self):
+        user = self.user()
+        data = self.body()
+        unknown = sorted(set(data) - {"server", "count", "model"})
+        if unknown:
+            raise web.HTTPError(
+                400, f"unknown field {unknown[0]!r}; allowed: server, count, model"
+            )
+        server = data.get("server", "")
+        model = data.get("model")
+        if not isinstance(server, str) or (model is not None and not isinstance(model, str)):
+            raise web.HTTPError(400, "server and model must be strings")
+        now = self.state.clock()
+        request = Request(
+            id=uuid.uuid4().hex,
+            user=user["name"],
+            server=server,
+            count=data.get("count", 1),
+            submitted_at=now,
+            model=model,
+            groups=tuple(user.get("groups", [])),
+        )
+        s = self.state.scheduler
+        try:
+            self.state.saved(s.submit(request, now))
+        except RequestError as e:
+            raise web.HTTPError(400, str(e)) from None
+        if request.id in s.leases:
+            self.send({"lease": lease_model(s.leases[request.id], s, now)}, 201)
+        else:
+            self.send({"waiting": wait_model(request, s, now)}, 202)
+
+    def delete(self, server):
+        name = self.user()["name"]
+        s, now = self.state.scheduler, self.state.clock()
+        for request in list(s.queue.values()):
+            if (request.user, request.server) == (name, server):
+                s.cancel(request.id)
+                self.state.saved()
+                return self.send({"cancelled": request.id})
+        for lease in list(s.leases.values()):
+            if (lease.user, lease.request.server) == (name, server):
+                self.state.saved(s.release(lease.id, now))
+                return self.send({"released": lease.id})
+        raise web.HTTPError(404, f"server {server!r} of {name} holds no GPUs and waits for none")
+
+
+class AdminStateHandler(BaseHandler):
+    def get(self):
+        self.admin()
+        s, now = self.state.scheduler, self.state.clock()
+        self.send(
+            {
+                "leases": [lease_model(x, s, now) for x in s.leases.values()],
+                "waiting": [wait_model(r, s, now) for r in s.waiting()],
+                "quotas": s.quotas,
+                "default_quota": s.default_quota,
+            }
+        )
+
+
+class AdminReclaimHandler(BaseHandler):
+    def post(self, lease_id):
+        self.admin()
+        s = self.state.scheduler
+        if lease_id not in s.leases:
+            raise web.HTTPError(404, f"no lease {lease_id!r}")
+        self.state.saved(s.release(lease_id, self.state.clock()))
+        self.send({"reclaimed": lease_id})
+
+
+class AdminQuotasHandler(BaseHandler):
+    def put(self):
+        self.admin()
+        data = self.body()
+        for group, gpus in data.items():
+            if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
+                raise web.HTTPError(400, f"quota of {group!r} must be a whole number ≥ 0")
+        s = self.state.scheduler
+        s.quotas.update(data)
+        self.state.saved(s.schedule(self.state.clock()))
+        self.send({"quotas": s.quotas})
+
+
+class MetricsHandler(BaseHandler):
+    def get(self):
+        self.admin()
+        s = self.state.scheduler
+        registry = CollectorRegistry()
+        total = Gauge("dlhub_gpus_total", "GPUs known", ["model"], registry=registry)
+        leased = Gauge("dlhub_gpus_leased", "GPUs in leases", ["model"], registry=registry)
+        queue = Gauge("dlhub_gpu_queue_length", "requests waiting", registry=registry)
+        held = s.leased_devices()
+        for device in s.devices.values():
+            total.labels(device.model).inc()
+            leased.labels(device.model).inc(device.uuid in held)
+        queue.set(len(s.queue))
+        self.set_header("Content-Type", "text/plain; version=0.0.4")
+        self.finish(generate_latest(registry))
+
+
+def make_app(state: State, prefix: str, hub_auth: HubAuth) -> web.Application:
+    kw = {"state": state, "hub_auth": hub_auth}
+    return web.Application(
+        [
+            (prefix + "api/capacity", CapacityHandler, kw),
+            (prefix + "api/me", MeHandler, kw),
+            (prefix + "api/requests", RequestsHandler, kw),
+            (prefix + r"api/requests/([^/]*)", RequestsHandler, kw),
+            (prefix + "api/admin/state", AdminStateHandler, kw),
+            (prefix + r"api/admin/leases/([^/]+)/reclaim", AdminReclaimHandler, kw),
+            (prefix + "api/admin/quotas", AdminQuotasHandler, kw),
+            (prefix + "metrics", MetricsHandler, kw),
+        ]
+    )
+
+
+def scheduler_from_config(cfg: dict) -> Scheduler:
+    gpus = cfg["gpus"]
+    devices = from_nvml() if gpus["inventory"] == "nvml" else declared(gpus["devices"])
+    return Scheduler(devices, quotas=gpus["quotas"], default_quota=gpus["default_quota"])
+
+
+def main() -> None:
+    from hub_config.config import load_platform_config
+
+    cfg = load_platform_config()
+    scheduler = scheduler_from_config(cfg)
+    store = Store(os.environ["DLHUB_GPU_DB_URL"])
+    store.load(scheduler)
+    state = State(scheduler, store)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-scheduler/")
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app = make_app(state, prefix, HubAuth(cache_max_age=60))
+    app.listen(url.port, url.hostname)
+    ioloop.IOLoop.current().start()

@@ -1,0 +1,145 @@
+"""The GPU scheduler service run by a real hub, with a declared inventory of 2 GPUs."""
+
+import pytest
+import requests
+
+from hubtest import wait_for
+
+pytestmark = pytest.mark.integration
+
+GPUS = {
+    "enabled": True,
+    "inventory": "declared",
+    "devices": [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}],
+    "default_quota": 1,
+    "quotas": {"lab": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory):
+    from hubtest import free_port
+
+    gpus = dict(GPUS, port=free_port())
+    return hub_factory({"gpus": gpus, "culling": {"enabled": False}}, name="gpu")
+
+
+@pytest.fixture(scope="module")
+def api(hub):
+    base = f"{hub.url}/services/gpu-scheduler/api"
+
+    def call(token, method, path, **kw):
+        headers = {"Authorization": f"token {token}"} if token else {}
+        return requests.request(method, base + path, headers=headers, timeout=30, **kw)
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def tokens(hub, api):
+    admin = hub.admin()
+    out = {"admin": admin.new_token("gpu admin")}
+    for name in ("alice", "bob", "carol"):
+        out[name] = hub.approved_user(admin, name).new_token("gpu")
+    wait_for(
+        lambda: api(out["alice"], "GET", "/capacity").status_code == 200,
+        60,
+        what="the GPU scheduler service",
+    )
+    return out
+
+
+def test_capacity_and_quota(api, tokens):
+    r = api(tokens["alice"], "GET", "/capacity")
+    assert r.json() == {"models": {"A100": {"total": 2, "free": 2}}, "quota": 1, "used": 0}
+
+
+def test_third_user_waits_with_position_then_gets_the_gpu(api, tokens):
+    r = api(tokens["alice"], "POST", "/requests", json={"server": ""})
+    assert r.status_code == 201
+    assert r.json()["lease"]["devices"] == [{"uuid": "GPU-0", "model": "A100", "index": 0}]
+    assert api(tokens["bob"], "POST", "/requests", json={}).status_code == 201
+    r = api(tokens["carol"], "POST", "/requests", json={"count": 1})
+    assert r.status_code == 202
+    waiting = r.json()["waiting"]
+    assert waiting["position"] == 1 and waiting["eta_s"] > 0
+    assert api(tokens["carol"], "GET", "/me").json()["waiting"][0]["position"] == 1
+    # alice's server stops: carol gets the GPU
+    assert api(tokens["alice"], "DELETE", "/requests/").json()["released"]
+    me = api(tokens["carol"], "GET", "/me").json()
+    assert me["waiting"] == [] and me["leases"][0]["devices"][0]["uuid"] == "GPU-0"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"count": 0}, "count must be at least 1, got 0"),
+        ({"count": "x"}, "count must be a whole number, got 'x'"),
+        ({"count": 5}, "asked for 5 GPUs, but there are 2 in all"),
+        ({"model": "H100"}, "unknown GPU model 'H100'; this hub has: A100"),
+        ({"devices": ["GPU-1"]}, "unknown field 'devices'; allowed: server, count, model"),
+    ],
+)
+def test_bad_requests_are_400_json(api, tokens, body, message):
+    r = api(tokens["alice"], "POST", "/requests", json=dict(body, server="other"))
+    assert r.status_code == 400
+    assert r.json() == {"status": 400, "message": message}
+
+
+def test_body_must_be_json(api, tokens):
+    r = api(tokens["alice"], "POST", "/requests", data=b"count=1")
+    assert r.status_code == 400 and r.json()["message"] == "the request body is not JSON"
+
+
+def test_no_or_wrong_token(api):
+    assert api(None, "GET", "/me").status_code in (401, 403)
+    assert api("not-a-token", "GET", "/me").status_code in (401, 403)
+
+
+def test_admin_endpoints(hub, api, tokens):
+    assert api(tokens["bob"], "GET", "/admin/state").status_code == 403
+    assert api(tokens["bob"], "PUT", "/admin/quotas", json={"lab": 5}).status_code == 403
+    state = api(tokens["admin"], "GET", "/admin/state").json()
+    assert sorted(lease["user"] for lease in state["leases"]) == ["bob", "carol"]
+    # an admin's token limited to the service (like the one inside a server) is not enough
+    r = requests.post(
+        f"{hub.url}/hub/api/users/admin/tokens",
+        headers={"Authorization": f"token {tokens['admin']}"},
+        json={"scopes": ["access:services!service=gpu-scheduler"]},
+        timeout=10,
+    )
+    limited = r.json()["token"]
+    assert api(limited, "GET", "/me").status_code == 200
+    assert api(limited, "GET", "/admin/state").status_code == 403
+    # quotas change at run time; bad values are refused
+    r = api(tokens["admin"], "PUT", "/admin/quotas", json={"lab": -1})
+    assert r.status_code == 400
+    assert api(tokens["admin"], "PUT", "/admin/quotas", json={"lab": 3}).json() == {
+        "quotas": {"lab": 3}
+    }
+    # reclaim bob's lease
+    bob = next(x for x in state["leases"] if x["user"] == "bob")
+    r = api(tokens["admin"], "POST", f"/admin/leases/{bob['id']}/reclaim")
+    assert r.status_code == 200
+    assert api(tokens["bob"], "GET", "/me").json()["leases"] == []
+
+
+def test_metrics(hub, tokens):
+    url = f"{hub.url}/services/gpu-scheduler/metrics"
+    r = requests.get(url, headers={"Authorization": f"token {tokens['admin']}"}, timeout=10)
+    assert 'dlhub_gpus_total{model="A100"} 2.0' in r.text
+    assert 'dlhub_gpus_leased{model="A100"} 1.0' in r.text
+
+
+def test_state_survives_a_hub_restart(hub, api, tokens):
+    before = api(tokens["admin"], "GET", "/admin/state").json()
+    hub.stop()
+    hub.start()
+    wait_for(
+        lambda: api(tokens["admin"], "GET", "/admin/state").status_code == 200,
+        60,
+        what="the GPU scheduler after the restart",
+    )
+    after = api(tokens["admin"], "GET", "/admin/state").json()
+    assert [x["id"] for x in after["leases"]] == [x["id"] for x in before["leases"]]
+    assert after["quotas"] == {"lab": 3}
