@@ -153,11 +153,11 @@ def _check_semantics(cfg: dict, source: str) -> None:
         seen[profile["name"]] = i
         if profile["default"]:
             defaults.append(i)
-        if profile["gpus"]:
+        if profile["gpus"] and not cfg["gpus"]["enabled"]:
             raise ConfigError(
                 source,
                 f"profiles[{i}].gpus",
-                "GPU scheduling is not available in this version of dlhub; allowed: 0",
+                "GPUs are handed out by the GPU scheduler: set gpus.enabled; allowed: 0",
             )
     gpus = cfg["gpus"]
     if gpus["enabled"] and gpus["inventory"] == "declared" and not gpus["devices"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
@@ -21,3 +22,13 @@ def prepare(data_dir: Path, db_url: str) -> None:
         fd = os.open(db_file, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
         os.chmod(db_file, 0o600)
+
+
+def secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in ``data_dir/name`` (mode 0600), made on first use."""
+    path = data_dir / name
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()

@@ -29,6 +29,8 @@ def configure(c, environ=None, cwd=None) -> dict:
             gateway = ensure_network(cfg["docker"]["network"])
         except DockerUnavailable as e:
             sys.exit(f"dlhub: {e}")
+    datadir.prepare(data_dir, mapping.db_url(cfg, data_dir))
+    gpu_secret = datadir.secret(data_dir, "gpu-scheduler-secret") if cfg["gpus"]["enabled"] else ""
     traits = mapping.traits_for(
         cfg,
         data_dir,
@@ -36,7 +38,7 @@ def configure(c, environ=None, cwd=None) -> dict:
         environ=dict(environ),
         hub_prefix=sys.prefix,
         docker_gateway=gateway,
+        gpu_secret=gpu_secret,
     )
-    datadir.prepare(data_dir, traits["JupyterHub"]["db_url"])
     mapping.apply(c, traits)
     return cfg

@@ -74,13 +74,15 @@ def culler_roles(culling: dict) -> list[dict]:
 SCHEDULER_SCOPES = ["list:users", "read:users:groups", "read:servers", "delete:servers"]
 
 
-def gpu_scheduler_service(cfg: dict, data_dir: Path, python: str, config_file: str | None):
+def gpu_scheduler_service(
+    cfg: dict, data_dir: Path, python: str, config_file: str | None, secret: str = ""
+):
     """The hub-managed GPU scheduler service and the roles around it (or nothing)."""
     gpus = cfg["gpus"]
     if not gpus["enabled"]:
         return [], []
     db = gpus["db_url"] or f"sqlite:///{data_dir / 'gpu-scheduler.sqlite'}"
-    env = {"DLHUB_GPU_DB_URL": db}
+    env = {"DLHUB_GPU_DB_URL": db, "DLHUB_GPU_HUB_SECRET": secret}
     if config_file:
         env["DLHUB_CONFIG"] = config_file
     service = {
@@ -106,6 +108,20 @@ def gpu_scheduler_service(cfg: dict, data_dir: Path, python: str, config_file: s
     return [service], roles
 
 
+def gpu_spawner_traits(cfg: dict, secret: str) -> dict:
+    """Where spawners ask for GPUs (nothing when the scheduler is off)."""
+    gpus = cfg["gpus"]
+    if not gpus["enabled"]:
+        return {}
+    return {
+        "gpu_scheduler_url": f"http://127.0.0.1:{gpus['port']}/services/gpu-scheduler/",
+        "gpu_secret": secret,
+        "gpu_max_wait": float(gpus["max_wait"]),
+        # the wait in the queue is part of the start
+        "start_timeout": gpus["max_wait"] + 300,
+    }
+
+
 def traits_for(
     cfg: dict,
     data_dir: Path,
@@ -114,6 +130,7 @@ def traits_for(
     environ: dict | None = None,
     hub_prefix: str = "",
     docker_gateway: str | None = None,
+    gpu_secret: str = "",
 ) -> dict[str, dict]:
     """Map a validated platform config to JupyterHub traits.
 
@@ -123,7 +140,7 @@ def traits_for(
     environ = {} if environ is None else environ
     hub, auth = cfg["hub"], cfg["auth"]
     gpu_services, gpu_roles = gpu_scheduler_service(
-        cfg, data_dir, python, environ.get("DLHUB_CONFIG")
+        cfg, data_dir, python, environ.get("DLHUB_CONFIG"), gpu_secret
     )
     traits = {
         "JupyterHub": {
@@ -158,6 +175,7 @@ def traits_for(
             "default_url": "/lab",
             "poll_interval": hub["poll_interval"],
         },
+        "GpuMixin": gpu_spawner_traits(cfg, gpu_secret),
     }
     profiles = [dict(p) for p in cfg["profiles"]]
     if cfg["backend"] == "local":

@@ -12,6 +12,7 @@ from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
 from . import profiles
+from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
 from .starter import copy_starter
@@ -71,7 +72,7 @@ class ListeningMixin:
         return ip, port
 
 
-class LocalSpawner(ProfilesMixin, ListeningMixin, SimpleLocalProcessSpawner):
+class LocalSpawner(ProfilesMixin, GpuMixin, ListeningMixin, SimpleLocalProcessSpawner):
     """User servers as local processes from dlhub's user environment.
 
     Each user works in ``users_dir/<escaped username>``, created mode 0700.
@@ -111,6 +112,9 @@ class LocalSpawner(ProfilesMixin, ListeningMixin, SimpleLocalProcessSpawner):
             args.append("--allow-root")
         return args
 
+    def assign_gpus(self, devices):
+        self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ",".join(devices)}
+
     async def start(self):
         os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
         copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
@@ -119,7 +123,7 @@ class LocalSpawner(ProfilesMixin, ListeningMixin, SimpleLocalProcessSpawner):
         return await super().start()
 
 
-class DockerSpawner(ProfilesMixin, ListeningMixin, _DockerSpawner):
+class DockerSpawner(ProfilesMixin, GpuMixin, ListeningMixin, _DockerSpawner):
     """User servers as containers: one per user, from the image of the chosen profile.
 
     Container and volume names use :func:`hub_config.naming.safe_slug`; the names are
@@ -136,3 +140,13 @@ class DockerSpawner(ProfilesMixin, ListeningMixin, _DockerSpawner):
 
     def apply_profile(self, profile):
         self.image = profile.get("image") or self.default_image
+
+    def assign_gpus(self, devices):
+        config = dict(self.extra_host_config) if isinstance(self.extra_host_config, dict) else {}
+        config.pop("device_requests", None)
+        if devices:
+            # exactly these GPUs, by id; the image shows none otherwise
+            config["device_requests"] = [
+                {"Driver": "nvidia", "DeviceIDs": list(devices), "Capabilities": [["gpu"]]}
+            ]
+        self.extra_host_config = config

@@ -17,6 +17,7 @@ API token), so the token inside a user's server, even an admin's, cannot reach t
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -152,14 +153,17 @@ class MeHandler(BaseHandler):
 
 
 class RequestsHandler(BaseHandler):
+    FIELDS = ("server", "count", "model")
+
     def post(self):
         user = self.user()
-        data = self.body()
-        unknown = sorted(set(data) - {"server", "count", "model"})
+        self.submit(user["name"], user.get("groups", []), self.body())
+
+    def submit(self, name: str, groups, data: dict):
+        unknown = sorted(set(data) - set(self.FIELDS))
         if unknown:
-            raise web.HTTPError(
-                400, f"unknown field {unknown[0]!r}; allowed: server, count, model"
-            )
+            message = f"unknown field {unknown[0]!r}; allowed: {', '.join(self.FIELDS)}"
+            raise web.HTTPError(400, message)
         server = data.get("server", "")
         model = data.get("model")
         if not isinstance(server, str) or (model is not None and not isinstance(model, str)):
@@ -167,25 +171,26 @@ class RequestsHandler(BaseHandler):
         now = self.state.clock()
         request = Request(
             id=uuid.uuid4().hex,
-            user=user["name"],
+            user=name,
             server=server,
             count=data.get("count", 1),
             submitted_at=now,
             model=model,
-            groups=tuple(user.get("groups", [])),
+            groups=tuple(groups),
+            idle_timeout=data.get("idle_timeout", 0),
+            max_lifetime=data.get("max_lifetime", 0),
         )
         s = self.state.scheduler
         try:
             self.state.saved(s.submit(request, now))
         except RequestError as e:
             raise web.HTTPError(400, str(e)) from None
-        if request.id in s.leases:
-            self.send({"lease": lease_model(s.leases[request.id], s, now)}, 201)
-        else:
-            self.send({"waiting": wait_model(request, s, now)}, 202)
+        self.send(request_status(s, request.id, now), 201 if request.id in s.leases else 202)
 
     def delete(self, server):
-        name = self.user()["name"]
+        self.give_back(self.user()["name"], server)
+
+    def give_back(self, name: str, server: str):
         s, now = self.state.scheduler, self.state.clock()
         for request in list(s.queue.values()):
             if (request.user, request.server) == (name, server):
@@ -197,6 +202,48 @@ class RequestsHandler(BaseHandler):
                 self.state.saved(s.release(lease.id, now))
                 return self.send({"released": lease.id})
         raise web.HTTPError(404, f"server {server!r} of {name} holds no GPUs and waits for none")
+
+
+def request_status(s: Scheduler, request_id: str, now: float) -> dict:
+    if request_id in s.leases:
+        return {"lease": lease_model(s.leases[request_id], s, now)}
+    if request_id in s.queue:
+        return {"waiting": wait_model(s.queue[request_id], s, now)}
+    raise web.HTTPError(404, f"no request {request_id!r}")
+
+
+class HubClientHandler(RequestsHandler):
+    """The hub's own calls, on behalf of a user's spawn, with the secret it shares.
+
+    POST   api/hub/requests              {"user", "groups", "server", "count", "model", ...}
+    GET    api/hub/requests/ID           the lease, or the place in the queue
+    DELETE api/hub/servers/USER/SERVER   cancel the wait or release the GPUs
+    """
+
+    FIELDS = ("server", "count", "model", "idle_timeout", "max_lifetime")
+
+    def get_current_user(self):
+        secret = os.environ.get("DLHUB_GPU_HUB_SECRET", "")
+        given = self.request.headers.get("Authorization", "")
+        if not secret or not hmac.compare_digest(given, f"dlhub-hub {secret}"):
+            raise web.HTTPError(403, "only the hub may use this endpoint")
+        return {"name": "hub"}
+
+    def post(self):
+        self.user()
+        data = self.body()
+        name, groups = data.pop("user", None), data.pop("groups", [])
+        if not isinstance(name, str) or not name:
+            raise web.HTTPError(400, "user must be a username")
+        self.submit(name, groups, data)
+
+    def get(self, request_id):
+        self.user()
+        self.send(request_status(self.state.scheduler, request_id, self.state.clock()))
+
+    def delete(self, name, server=""):
+        self.user()
+        self.give_back(name, server)
 
 
 class AdminStateHandler(BaseHandler):
@@ -261,6 +308,9 @@ def make_app(state: State, prefix: str, hub_auth: HubAuth) -> web.Application:
             (prefix + "api/me", MeHandler, kw),
             (prefix + "api/requests", RequestsHandler, kw),
             (prefix + r"api/requests/([^/]*)", RequestsHandler, kw),
+            (prefix + "api/hub/requests", HubClientHandler, kw),
+            (prefix + r"api/hub/requests/([^/]+)", HubClientHandler, kw),
+            (prefix + r"api/hub/servers/([^/]+)/([^/]*)", HubClientHandler, kw),
             (prefix + "api/admin/state", AdminStateHandler, kw),
             (prefix + r"api/admin/leases/([^/]+)/reclaim", AdminReclaimHandler, kw),
             (prefix + "api/admin/quotas", AdminQuotasHandler, kw),

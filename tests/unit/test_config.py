@@ -195,11 +195,11 @@ def test_two_default_profiles(tmp_path):
     )
 
 
-def test_gpu_profile_refused_until_scheduler(tmp_path):
+def test_gpu_profile_needs_the_scheduler(tmp_path):
     path = write(tmp_path, "profiles:\n  - {name: gpu, gpus: 1}\n")
     assert load_error(path) == (
-        f"invalid dlhub config {path}: profiles[0].gpus: GPU scheduling is not available in "
-        "this version of dlhub; allowed: 0"
+        f"invalid dlhub config {path}: profiles[0].gpus: GPUs are handed out by the GPU "
+        "scheduler: set gpus.enabled; allowed: 0"
     )
 
 

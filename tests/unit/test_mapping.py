@@ -129,14 +129,21 @@ def test_gpu_scheduler_service_and_roles():
             "port": 9095,
         }
     }
-    t = traits(cfg, environ={"DLHUB_CONFIG": "/etc/dlhub.yaml"})
+    t = traits(cfg, environ={"DLHUB_CONFIG": "/etc/dlhub.yaml"}, gpu_secret="s3cret")
     services = {s["name"]: s for s in t["JupyterHub"]["services"]}
     gpu = services["gpu-scheduler"]
     assert gpu["url"] == "http://127.0.0.1:9095"
     assert gpu["command"] == ["/env/bin/python", "-m", "gpu_scheduler"]
     assert gpu["environment"] == {
         "DLHUB_GPU_DB_URL": "sqlite:////srv/dlhub/gpu-scheduler.sqlite",
+        "DLHUB_GPU_HUB_SECRET": "s3cret",
         "DLHUB_CONFIG": "/etc/dlhub.yaml",
+    }
+    assert t["GpuMixin"] == {
+        "gpu_scheduler_url": "http://127.0.0.1:9095/services/gpu-scheduler/",
+        "gpu_secret": "s3cret",
+        "gpu_max_wait": 3600.0,
+        "start_timeout": 3900,
     }
     roles = {r["name"]: r for r in t["JupyterHub"]["load_roles"]}
     assert sorted(roles["gpu-scheduler"]["scopes"]) == sorted(
@@ -148,3 +155,4 @@ def test_gpu_scheduler_service_and_roles():
 def test_gpu_scheduler_off_by_default():
     t = traits()
     assert [s["name"] for s in t["JupyterHub"]["services"]] == ["idle-culler"]
+    assert t["GpuMixin"] == {}

@@ -1,0 +1,127 @@
+"""The hub side of GPU scheduling: a spawn asks the scheduler for GPUs first.
+
+A server whose profile asks for GPUs gets a lease before it starts: granted at once, or
+after waiting in the queue, with "Waiting for a GPU: position N, about M min" on the
+spawn progress page meanwhile. The lease's devices are handed to the server by the
+backend (``assign_gpus``); the lease is given back when the server stops or fails to
+start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from traitlets import Float, List, Unicode
+from traitlets.config import Configurable
+
+
+def waiting_message(waiting: dict) -> str:
+    minutes = max(1, math.ceil(waiting["eta_s"] / 60))
+    return f"Waiting for a GPU: position {waiting['position']}, about {minutes} min"
+
+
+class GpuMixin(Configurable):
+    """Ask the GPU scheduler for the profile's GPUs before starting (mixed into spawners)."""
+
+    gpu_scheduler_url = Unicode(
+        "", config=True, help="The GPU scheduler's base URL; empty: GPU scheduling is off."
+    )
+    gpu_secret = Unicode("", config=True, help="The secret the hub shares with the scheduler.")
+    gpu_max_wait = Float(
+        3600, config=True, help="Seconds a spawn may wait in the GPU queue before it fails."
+    )
+    gpu_poll_interval = Float(1.0, config=True, help="Seconds between queue checks.")
+    gpu_devices = List(help="UUIDs of the GPUs of the current lease.")
+
+    _gpu_message = None
+
+    async def _gpu_call(self, method: str, path: str, body: dict | None = None):
+        request = HTTPRequest(
+            self.gpu_scheduler_url.rstrip("/") + "/" + path,
+            method=method,
+            headers={"Authorization": f"dlhub-hub {self.gpu_secret}"},
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        try:
+            data = json.loads(response.body or b"{}")
+        except ValueError:
+            data = {"message": f"the GPU scheduler answered {response.code}"}
+        return response.code, data
+
+    def gpus_wanted(self) -> int:
+        return int((getattr(self, "profile", None) or {}).get("gpus", 0))
+
+    async def acquire_gpus(self, count: int) -> list[str]:
+        groups = [g.name for g in self.user.groups]
+        code, data = await self._gpu_call(
+            "POST",
+            "api/hub/requests",
+            {"user": self.user.name, "groups": groups, "server": self.name, "count": count},
+        )
+        if code >= 400:
+            raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))
+        started = time.monotonic()
+        while "lease" not in data:
+            self._gpu_message = waiting_message(data["waiting"])
+            if time.monotonic() - started > self.gpu_max_wait:
+                await self.release_gpus()
+                minutes = round(self.gpu_max_wait / 60)
+                raise web.HTTPError(503, f"No GPU became free within {minutes} minutes.")
+            await asyncio.sleep(self.gpu_poll_interval)
+            code, data = await self._gpu_call("GET", f"api/hub/requests/{data['waiting']['id']}")
+            if code >= 400:
+                raise web.HTTPError(503, data.get("message", "the GPU request was lost"))
+        self._gpu_message = None
+        return [d["uuid"] for d in data["lease"]["devices"]]
+
+    async def release_gpus(self) -> None:
+        if not self.gpu_scheduler_url:
+            return
+        code, data = await self._gpu_call(
+            "DELETE", f"api/hub/servers/{self.user.name}/{self.name}"
+        )
+        if code not in (200, 404):
+            self.log.warning("Giving back GPUs of %s failed: %s", self._log_name, data)
+        self.gpu_devices = []
+
+    def assign_gpus(self, devices: list[str]) -> None:
+        """Hand exactly these GPUs to the server (backend specific)."""
+        raise NotImplementedError
+
+    async def start(self):
+        count = self.gpus_wanted()
+        if self.gpu_scheduler_url:
+            if count:
+                self.gpu_devices = await self.acquire_gpus(count)
+                self.log.info("Server %s got GPUs %s", self._log_name, self.gpu_devices)
+            # a server without a lease sees no GPU at all
+            self.assign_gpus(list(self.gpu_devices))
+        try:
+            return await super().start()
+        except BaseException:
+            if count:
+                await self.release_gpus()
+            raise
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            if self.gpu_devices or self.gpus_wanted():
+                await self.release_gpus()
+
+    async def progress(self):
+        shown = None
+        while self._spawn_pending:
+            message = self._gpu_message
+            if message and message != shown:
+                shown = message
+                yield {"progress": 10, "message": message}
+            await asyncio.sleep(0.5)

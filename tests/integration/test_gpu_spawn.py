@@ -1,0 +1,102 @@
+"""Spawning with GPUs through the scheduler: 2 declared GPUs, 3 users, the third waits."""
+
+import json
+
+import pytest
+import requests
+
+from hubtest import free_port, run_code, start_server, stop_server, token_api, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory):
+    config = {
+        "gpus": {
+            "enabled": True,
+            "devices": [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}],
+            "port": free_port(),
+        },
+        "profiles": [
+            {"name": "gpu", "display_name": "One GPU", "gpus": 1, "default": True},
+            {"name": "cpu", "display_name": "CPU only"},
+        ],
+        "culling": {"enabled": False},
+    }
+    return hub_factory(config, name="gpuspawn")
+
+
+@pytest.fixture(scope="module")
+def tokens(hub):
+    admin = hub.admin()
+    out = {"admin": admin.new_token("admin")}
+    for name in ("alice", "bob", "carol"):
+        out[name] = hub.approved_user(admin, name).new_token("gpu spawn")
+    return out
+
+
+def visible_devices(hub, token, user):
+    out = run_code(hub.url, token, user, "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])")
+    return out["stdout"].strip()
+
+
+def progress_messages(hub, token, user, until: str, timeout=60):
+    """Read the spawn's progress event stream until a message contains ``until``."""
+    url = f"{hub.url}/hub/api/users/{user}/server/progress"
+    headers = {"Authorization": f"token {token}"}
+    seen = []
+    with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                event = json.loads(line[5:])
+                seen.append(event.get("message", ""))
+                if until in event.get("message", ""):
+                    return seen
+    raise AssertionError(f"no progress message with {until!r}; saw {seen}")
+
+
+def test_third_user_waits_in_the_queue_and_starts_when_a_gpu_is_free(hub, tokens):
+    start_server(hub.url, tokens["alice"], "alice")
+    start_server(hub.url, tokens["bob"], "bob")
+    assert {visible_devices(hub, tokens[u], u) for u in ("alice", "bob")} == {"GPU-0", "GPU-1"}
+
+    r = token_api(hub.url, tokens["carol"], "POST", "/hub/api/users/carol/server", json={})
+    assert r.status_code == 202
+    seen = progress_messages(hub, tokens["carol"], "carol", "Waiting for a GPU: position 1")
+    assert any("about" in m and "min" in m for m in seen)
+
+    alice_gpu = visible_devices(hub, tokens["alice"], "alice")
+    stop_server(hub.url, tokens["alice"], "alice")
+
+    def carol_ready():
+        model = token_api(hub.url, tokens["carol"], "GET", "/hub/api/users/carol").json()
+        return model["servers"].get("", {}).get("ready")
+
+    wait_for(carol_ready, 60, what="carol's server to start with the freed GPU")
+    assert visible_devices(hub, tokens["carol"], "carol") == alice_gpu
+    for user in ("bob", "carol"):
+        stop_server(hub.url, tokens[user], user)
+    state = requests.get(
+        f"{hub.url}/services/gpu-scheduler/api/admin/state",
+        headers={"Authorization": f"token {tokens['admin']}"},
+        timeout=10,
+    ).json()
+    assert state["leases"] == [] and state["waiting"] == []
+
+
+def test_cpu_profile_sees_no_gpu(hub, tokens):
+    r = token_api(
+        hub.url, tokens["alice"], "POST", "/hub/api/users/alice/server", json={"profile": "cpu"}
+    )
+    assert r.status_code in (201, 202)
+
+    def ready():
+        model = token_api(hub.url, tokens["alice"], "GET", "/hub/api/users/alice").json()
+        return model["servers"].get("", {}).get("ready")
+
+    wait_for(ready, 60, what="alice's CPU server")
+    try:
+        assert visible_devices(hub, tokens["alice"], "alice") == ""
+    finally:
+        stop_server(hub.url, tokens["alice"], "alice")
