@@ -63,7 +63,14 @@ class GpuMixin(Configurable):
         code, data = await self._gpu_call(
             "POST",
             "api/hub/requests",
-            {"user": self.user.name, "groups": groups, "server": self.name, "count": count},
+            {
+                "user": self.user.name,
+                "groups": groups,
+                "server": self.name,
+                "count": count,
+                "idle_timeout": self.profile.get("gpu_idle_timeout", 0),
+                "max_lifetime": self.profile.get("max_lifetime", 0),
+            },
         )
         if code >= 400:
             raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))

@@ -71,7 +71,13 @@ def culler_roles(culling: dict) -> list[dict]:
 
 
 #: Scopes of the GPU scheduler's role: read users' groups, see and stop servers.
-SCHEDULER_SCOPES = ["list:users", "read:users:groups", "read:servers", "delete:servers"]
+SCHEDULER_SCOPES = [
+    "list:users",
+    "read:users:groups",
+    "read:users:activity",
+    "read:servers",
+    "delete:servers",
+]
 
 
 def gpu_scheduler_service(
@@ -95,7 +101,7 @@ def gpu_scheduler_service(
     roles = [
         {
             "name": "gpu-scheduler",
-            "description": "The GPU scheduler: read groups, see and stop servers.",
+            "description": "The GPU scheduler: read groups and activity, see and stop servers.",
             "scopes": list(SCHEDULER_SCOPES),
             "services": ["gpu-scheduler"],
         },

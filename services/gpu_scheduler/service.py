@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import time
 import uuid
@@ -28,6 +29,7 @@ from jupyterhub.services.auth import HubAuth, HubAuthenticated
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tornado import ioloop, web
 
+from . import reconcile
 from .inventory import declared, from_nvml
 from .model import Request
 from .policy import RequestError, Scheduler
@@ -337,4 +339,18 @@ def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     app = make_app(state, prefix, HubAuth(cache_max_age=60))
     app.listen(url.port, url.hostname)
+    api_url = os.environ["JUPYTERHUB_API_URL"]
+    token = os.environ["JUPYTERHUB_API_TOKEN"]
+    log = logging.getLogger("gpu_scheduler")
+    every = cfg["gpus"]["check_every"]
+    logging.basicConfig(level=logging.INFO)
+
+    async def round_():
+        try:
+            await reconcile.check(state, api_url, token, log, grace=3 * every)
+        except Exception:
+            log.exception("Checking leases against the hub failed")
+
+    ioloop.PeriodicCallback(round_, every * 1000).start()
+    ioloop.IOLoop.current().add_callback(round_)
     ioloop.IOLoop.current().start()

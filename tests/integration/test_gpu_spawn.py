@@ -100,3 +100,53 @@ def test_cpu_profile_sees_no_gpu(hub, tokens):
         assert visible_devices(hub, tokens["alice"], "alice") == ""
     finally:
         stop_server(hub.url, tokens["alice"], "alice")
+
+
+@pytest.fixture(scope="module")
+def reclaiming_hub(hub_factory):
+    config = {
+        "gpus": {
+            "enabled": True,
+            "devices": [{"uuid": "GPU-0", "model": "A100"}],
+            "port": free_port(),
+            "check_every": 2,
+        },
+        "profiles": [{"name": "gpu", "gpus": 1, "gpu_idle_timeout": 6}],
+        "culling": {"enabled": False},
+    }
+    return hub_factory(config, name="gpureclaim")
+
+
+def scheduler_state(hub, token):
+    r = requests.get(
+        f"{hub.url}/services/gpu-scheduler/api/admin/state",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+    )
+    return r.json()
+
+
+def test_idle_gpu_is_reclaimed_and_orphan_leases_released(reclaiming_hub):
+    hub = reclaiming_hub
+    admin = hub.admin()
+    token = admin.new_token("reclaim")
+    start_server(hub.url, token, "admin")
+    assert [x["user"] for x in scheduler_state(hub, token)["leases"]] == ["admin"]
+
+    def stopped():
+        model = token_api(hub.url, token, "GET", "/hub/api/users/admin").json()
+        return "" not in model["servers"]
+
+    # nobody uses the server: the scheduler stops it and takes the GPU back
+    wait_for(stopped, 60, interval=1, what="the idle GPU server to be stopped")
+    wait_for(lambda: scheduler_state(hub, token)["leases"] == [], 20, what="the lease to go")
+
+    # a lease taken through the API for a server that never starts is released
+    r = requests.post(
+        f"{hub.url}/services/gpu-scheduler/api/requests",
+        headers={"Authorization": f"token {token}"},
+        json={"server": "never-started"},
+        timeout=10,
+    )
+    assert r.status_code == 201
+    wait_for(lambda: scheduler_state(hub, token)["leases"] == [], 30, what="the orphan release")

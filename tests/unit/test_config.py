@@ -51,6 +51,8 @@ def test_partial_profile_gets_defaults(tmp_path):
             "description": "",
             "cpu_limit": 2,
             "gpus": 0,
+            "gpu_idle_timeout": 1800,
+            "max_lifetime": 0,
             "image": None,
             "default": False,
         }

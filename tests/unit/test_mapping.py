@@ -147,7 +147,13 @@ def test_gpu_scheduler_service_and_roles():
     }
     roles = {r["name"]: r for r in t["JupyterHub"]["load_roles"]}
     assert sorted(roles["gpu-scheduler"]["scopes"]) == sorted(
-        ["list:users", "read:users:groups", "read:servers", "delete:servers"]
+        [
+            "list:users",
+            "read:users:groups",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+        ]
     )
     assert roles["user"]["scopes"] == ["self", "access:services!service=gpu-scheduler"]
 

@@ -1,0 +1,90 @@
+"""The scheduler's periodic check against the hub: one plain coroutine.
+
+Every ``gpus.check_every`` seconds:
+
+1. a lease whose server is not running (nor starting) any more is released, once it is
+   older than three check intervals (a server asking for GPUs is already "starting");
+2. each lease's activity is taken from the hub (the server's last activity: kernels,
+   terminals, the browser);
+3. leases past their idle timeout or maximum lifetime are reclaimed: their servers are
+   stopped through the hub's API, which gives the GPUs back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+
+def _timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], float | None]:
+    """Running or starting servers, by (user, server name), with their last activity."""
+    request = HTTPRequest(
+        api_url.rstrip("/") + "/users?state=active",
+        headers={
+            "Authorization": f"token {token}",
+            "Accept": "application/jupyterhub-pagination+json",
+        },
+    )
+    out: dict[tuple[str, str], float | None] = {}
+    url = request.url
+    while url:
+        response = await AsyncHTTPClient().fetch(HTTPRequest(url, headers=request.headers))
+        page = json.loads(response.body)
+        users = page["items"] if isinstance(page, dict) else page
+        for user in users:
+            for name, server in (user.get("servers") or {}).items():
+                out[(user["name"], name)] = _timestamp(server.get("last_activity"))
+        next_page = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
+        url = next_page["url"] if next_page else None
+    return out
+
+
+async def stop_server(api_url: str, token: str, user: str, server: str) -> None:
+    path = f"/users/{quote(user, safe='')}/server"
+    if server:
+        path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+    await AsyncHTTPClient().fetch(
+        HTTPRequest(
+            api_url.rstrip("/") + path,
+            method="DELETE",
+            headers={"Authorization": f"token {token}"},
+        ),
+        raise_error=False,
+    )
+
+
+async def check(state, api_url: str, token: str, log, grace: float) -> None:
+    """One round: release orphans, record activity, reclaim what is due.
+
+    ``grace``: seconds a lease may exist before its server must show up in the hub.
+    """
+    s = state.scheduler
+    servers = await hub_servers(api_url, token)
+    now = state.clock()
+    changed = False
+    for lease in list(s.leases.values()):
+        key = (lease.user, lease.request.server)
+        if key not in servers:
+            if now - lease.granted_at > grace:
+                log.info("Releasing GPUs of %s/%s: the server is not running", *key)
+                s.release(lease.id, now)
+                changed = True
+            continue
+        if servers[key] is not None:
+            s.touch(lease.id, servers[key])
+    for lease, why in s.due(now):
+        log.info("Reclaiming GPUs of %s/%s (%s)", lease.user, lease.request.server, why)
+        await stop_server(api_url, token, lease.user, lease.request.server)
+        s.release(lease.id, state.clock())
+        changed = True
+    if changed:
+        state.saved()
