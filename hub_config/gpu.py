@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import time
+from urllib.parse import quote
 
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -88,12 +89,25 @@ class GpuMixin(Configurable):
         self._gpu_message = None
         return [d["uuid"] for d in data["lease"]["devices"]]
 
+    async def gpu_capacity(self) -> dict | None:
+        """Free/total GPUs and this user's quota and use; None when unknown."""
+        if not self.gpu_scheduler_url:
+            return None
+        query = "&".join(
+            [f"user={quote(self.user.name, safe='')}"]
+            + [f"group={quote(g.name, safe='')}" for g in self.user.groups]
+        )
+        try:
+            code, data = await self._gpu_call("GET", f"api/hub/capacity?{query}")
+        except OSError:
+            return None
+        return data if code == 200 else None
+
     async def release_gpus(self) -> None:
         if not self.gpu_scheduler_url:
             return
-        code, data = await self._gpu_call(
-            "DELETE", f"api/hub/servers/{self.user.name}/{self.name}"
-        )
+        path = f"api/hub/servers/{quote(self.user.name, safe='')}/{quote(self.name, safe='')}"
+        code, data = await self._gpu_call("DELETE", path)
         if code not in (200, 404):
             self.log.warning("Giving back GPUs of %s failed: %s", self._log_name, data)
         self.gpu_devices = []

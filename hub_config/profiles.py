@@ -54,13 +54,45 @@ def options_from_form(formdata: dict) -> dict:
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 
 
-def render_form(profiles: list[dict], selected: str | None = None) -> str:
+def gpu_notes(profiles: list[dict], capacity: dict | None) -> dict[str, dict]:
+    """For each GPU profile: a line about free GPUs and the user's quota, and whether it
+    can never be granted (more GPUs than the hub has). ``capacity`` is the scheduler's
+    answer for this user (None: unknown)."""
+    notes: dict[str, dict] = {}
+    if capacity is None:
+        return notes
+    total = sum(m["total"] for m in capacity["models"].values())
+    free = sum(m["free"] for m in capacity["models"].values())
+    for p in profiles:
+        n = p.get("gpus", 0)
+        if not n:
+            continue
+        line = f"{free} of {total} GPUs free; you hold {capacity['used']} of your quota of "
+        line += f"{capacity['quota']}"
+        reason = ""
+        if n > total:
+            reason = f"needs {n} GPUs, this hub has {total}"
+        elif capacity["used"] + n > capacity["quota"]:
+            line += "; beyond your quota you get idle GPUs only, and they are taken back first"
+        elif free < n:
+            line += "; you will wait in the queue"
+        notes[p["name"]] = {"line": line, "disabled": reason}
+    return notes
+
+
+def render_form(
+    profiles: list[dict], selected: str | None = None, capacity: dict | None = None
+) -> str:
     """The spawn form's HTML (empty when there is nothing to choose)."""
     if len(profiles) < 2:
         return ""
+    notes = gpu_notes(profiles, capacity)
+    usable = [p for p in profiles if not notes.get(p["name"], {}).get("disabled")]
     selected = selected or default_profile(profiles)["name"]
-    if selected not in {p["name"] for p in profiles}:
-        selected = default_profile(profiles)["name"]
+    if selected not in {p["name"] for p in usable}:
+        preferred = default_profile(profiles)["name"]
+        names = [p["name"] for p in usable]
+        selected = preferred if preferred in names else (names[0] if names else None)
     source = resources.files("hub_config").joinpath("templates/profiles_form.html")
     template = _env.from_string(source.read_text("utf-8"))
-    return template.render(profiles=profiles, selected=selected)
+    return template.render(profiles=profiles, selected=selected, notes=notes)

@@ -35,9 +35,12 @@ class ProfilesMixin(Configurable):
     def _default_options_form(self):
         return self._render_options_form
 
-    def _render_options_form(self, spawner):
+    async def _render_options_form(self, spawner):
         previous = (spawner.user_options or {}).get("profile")
-        return profiles.render_form(self.profiles, previous)
+        capacity = None
+        if any(p.get("gpus") for p in self.profiles) and hasattr(self, "gpu_capacity"):
+            capacity = await self.gpu_capacity()
+        return profiles.render_form(self.profiles, previous, capacity)
 
     @default("options_from_form")
     def _default_options_from_form(self):

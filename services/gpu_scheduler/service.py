@@ -123,23 +123,20 @@ def wait_model(request, scheduler: Scheduler, now: float) -> dict:
     }
 
 
+def capacity_model(s: Scheduler, name: str, groups) -> dict:
+    models: dict[str, dict] = {}
+    free = {d.uuid for d in s.free_devices()}
+    for device in s.devices.values():
+        entry = models.setdefault(device.model, {"total": 0, "free": 0})
+        entry["total"] += 1
+        entry["free"] += device.uuid in free
+    return {"models": models, "quota": s.quota(groups), "used": s.held_by(name)}
+
+
 class CapacityHandler(BaseHandler):
     def get(self):
         user = self.user()
-        s = self.state.scheduler
-        models: dict[str, dict] = {}
-        free = {d.uuid for d in s.free_devices()}
-        for device in s.devices.values():
-            entry = models.setdefault(device.model, {"total": 0, "free": 0})
-            entry["total"] += 1
-            entry["free"] += device.uuid in free
-        self.send(
-            {
-                "models": models,
-                "quota": s.quota(user.get("groups", [])),
-                "used": s.held_by(user["name"]),
-            }
-        )
+        self.send(capacity_model(self.state.scheduler, user["name"], user.get("groups", [])))
 
 
 class MeHandler(BaseHandler):
@@ -248,6 +245,16 @@ class HubClientHandler(RequestsHandler):
         self.give_back(name, server)
 
 
+class HubCapacityHandler(HubClientHandler):
+    """GET api/hub/capacity?user=NAME&group=G...: capacity as one user sees it."""
+
+    def get(self):
+        self.user()
+        name = self.get_argument("user")
+        groups = self.get_arguments("group")
+        self.send(capacity_model(self.state.scheduler, name, groups))
+
+
 class AdminStateHandler(BaseHandler):
     def get(self):
         self.admin()
@@ -310,6 +317,7 @@ def make_app(state: State, prefix: str, hub_auth: HubAuth) -> web.Application:
             (prefix + "api/me", MeHandler, kw),
             (prefix + "api/requests", RequestsHandler, kw),
             (prefix + r"api/requests/([^/]*)", RequestsHandler, kw),
+            (prefix + "api/hub/capacity", HubCapacityHandler, kw),
             (prefix + "api/hub/requests", HubClientHandler, kw),
             (prefix + r"api/hub/requests/([^/]+)", HubClientHandler, kw),
             (prefix + r"api/hub/servers/([^/]+)/([^/]*)", HubClientHandler, kw),

@@ -28,8 +28,12 @@ def hub(hub_factory):
 
 
 @pytest.fixture(scope="module")
-def tokens(hub):
-    admin = hub.admin()
+def admin(hub):
+    return hub.admin()
+
+
+@pytest.fixture(scope="module")
+def tokens(hub, admin):
     out = {"admin": admin.new_token("admin")}
     for name in ("alice", "bob", "carol"):
         out[name] = hub.approved_user(admin, name).new_token("gpu spawn")
@@ -83,6 +87,13 @@ def test_third_user_waits_in_the_queue_and_starts_when_a_gpu_is_free(hub, tokens
         timeout=10,
     ).json()
     assert state["leases"] == [] and state["waiting"] == []
+
+
+def test_spawn_form_shows_free_gpus_and_quota(hub, admin, tokens):
+    dora = hub.approved_user(admin, "dora")
+    page = dora.get(dora.url("/hub/spawn")).text
+    assert "One GPU" in page and "1 GPU" in page
+    assert "GPUs free; you hold 0 of your quota of 1" in page
 
 
 def test_cpu_profile_sees_no_gpu(hub, tokens):

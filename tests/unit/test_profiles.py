@@ -76,3 +76,37 @@ def test_other_options_are_refused():
     with pytest.raises(profiles.ProfileError) as info:
         profiles.choose(PROFILES, {"profile": "small", "image": "evil/image"})
     assert str(info.value) == "unknown option 'image'; a server is chosen by its 'profile' only"
+
+
+GPU_PROFILES = validate(
+    {
+        "gpus": {"enabled": True, "devices": [{"uuid": "GPU-0", "model": "A100"}]},
+        "profiles": [
+            {"name": "cpu", "default": True},
+            {"name": "one", "gpus": 1},
+            {"name": "four", "gpus": 4},
+        ],
+    }
+)["profiles"]
+
+
+def test_gpu_profiles_show_capacity_and_quota():
+    capacity = {"models": {"A100": {"total": 1, "free": 0}}, "quota": 1, "used": 0}
+    html = profiles.render_form(GPU_PROFILES, capacity=capacity)
+    assert "0 of 1 GPUs free; you hold 0 of your quota of 1; you will wait in the queue" in html
+    # more GPUs than the hub has: disabled, with the reason
+    assert 'value="four" disabled>' in html
+    assert "Not available: needs 4 GPUs, this hub has 1" in html
+    assert html.count(" disabled") == 1
+
+
+def test_beyond_quota_is_said():
+    capacity = {"models": {"A100": {"total": 1, "free": 1}}, "quota": 0, "used": 0}
+    notes = profiles.gpu_notes(GPU_PROFILES, capacity)
+    assert "beyond your quota you get idle GPUs only" in notes["one"]["line"]
+    assert notes["one"]["disabled"] == ""
+
+
+def test_no_capacity_known_means_no_notes():
+    assert profiles.gpu_notes(GPU_PROFILES, None) == {}
+    assert "disabled" not in profiles.render_form(GPU_PROFILES)
