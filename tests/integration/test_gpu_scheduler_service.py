@@ -143,3 +143,45 @@ def test_state_survives_a_hub_restart(hub, api, tokens):
     after = api(tokens["admin"], "GET", "/admin/state").json()
     assert [x["id"] for x in after["leases"]] == [x["id"] for x in before["leases"]]
     assert after["quotas"] == {"lab": 3}
+
+
+def scheduler_pid(hub) -> int:
+    """The pid of this hub's GPU scheduler process (found by its database path)."""
+    from pathlib import Path
+
+    marker = str(hub.data_dir / "gpu-scheduler.sqlite").encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"gpu_scheduler" in cmdline and marker in environ:
+            return int(proc.name)
+    raise AssertionError("the GPU scheduler process was not found")
+
+
+def test_killed_scheduler_comes_back_with_nothing_lost_or_doubled(hub, api, tokens):
+    import os
+    import signal
+
+    api(tokens["bob"], "POST", "/requests", json={"server": "k1"})
+    api(tokens["bob"], "POST", "/requests", json={"server": "k2"})
+    before = api(tokens["admin"], "GET", "/admin/state").json()
+    pid = scheduler_pid(hub)
+    os.kill(pid, signal.SIGKILL)
+
+    def back():
+        r = api(tokens["admin"], "GET", "/admin/state")
+        return r.status_code == 200 and scheduler_pid(hub) != pid
+
+    # the hub notices its service died and starts it again
+    wait_for(back, 90, interval=1, what="the hub to restart the GPU scheduler")
+    after = api(tokens["admin"], "GET", "/admin/state").json()
+    key = lambda state: sorted(  # noqa: E731
+        [(x["id"], tuple(d["uuid"] for d in x["devices"])) for x in state["leases"]]
+    )
+    assert key(after) == key(before)
+    assert [w["id"] for w in after["waiting"]] == [w["id"] for w in before["waiting"]]
