@@ -6,8 +6,9 @@ Every ``gpus.check_every`` seconds:
    older than three check intervals (a server asking for GPUs is already "starting");
 2. each lease's activity is taken from the hub (the server's last activity: kernels,
    terminals, the browser);
-3. leases past their idle timeout or maximum lifetime are reclaimed: their servers are
-   stopped through the hub's API, which gives the GPUs back.
+3. leases past their idle timeout or maximum lifetime, and borrowed leases the policy
+   takes back for someone within their quota, are reclaimed: their servers are stopped
+   through the hub's API and the GPUs handed on.
 """
 
 from __future__ import annotations
@@ -70,21 +71,21 @@ async def check(state, api_url: str, token: str, log, grace: float) -> None:
     s = state.scheduler
     servers = await hub_servers(api_url, token)
     now = state.clock()
-    changed = False
     for lease in list(s.leases.values()):
         key = (lease.user, lease.request.server)
         if key not in servers:
             if now - lease.granted_at > grace:
                 log.info("Releasing GPUs of %s/%s: the server is not running", *key)
-                s.release(lease.id, now)
-                changed = True
+                state.release(lease.id)
             continue
         if servers[key] is not None:
             s.touch(lease.id, servers[key])
-    for lease, why in s.due(now):
+    due = [(lease, why) for lease, why in s.due(now)]
+    due += [(s.leases[i], "borrowed, needed within quota") for i in sorted(s.reclaiming)]
+    for lease, why in due:
+        if lease.id not in s.leases:
+            continue
         log.info("Reclaiming GPUs of %s/%s (%s)", lease.user, lease.request.server, why)
         await stop_server(api_url, token, lease.user, lease.request.server)
-        s.release(lease.id, state.clock())
-        changed = True
-    if changed:
-        state.saved()
+        state.release(lease.id)
+    state.saved()

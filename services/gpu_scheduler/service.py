@@ -26,7 +26,7 @@ import uuid
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from tornado import ioloop, web
 
 from . import reconcile
@@ -38,18 +38,46 @@ from .store import Store
 ADMIN_SCOPE = "admin:users"
 
 
+WAIT_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, float("inf"))
+LEASE_BUCKETS = (60, 600, 1800, 3600, 7200, 14400, 28800, 86400, float("inf"))
+
+
 class State:
-    """The scheduler, its store and clock, shared by the handlers."""
+    """The scheduler, its store, clock and metrics, shared by the handlers."""
 
     def __init__(self, scheduler: Scheduler, store: Store | None, clock=time.time):
         self.scheduler = scheduler
         self.store = store
         self.clock = clock
+        self.registry = CollectorRegistry()
+        self.wait_seconds = Histogram(
+            "dlhub_gpu_wait_seconds",
+            "time from asking for GPUs to getting them",
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.lease_seconds = Histogram(
+            "dlhub_gpu_lease_seconds",
+            "how long GPUs were held",
+            buckets=LEASE_BUCKETS,
+            registry=self.registry,
+        )
 
     def saved(self, step=None):
+        """Record what a step granted, and store the new state."""
+        for lease in step.granted if step is not None else ():
+            self.wait_seconds.observe(max(0.0, lease.granted_at - lease.request.submitted_at))
         if self.store is not None:
             self.store.save(self.scheduler)
         return step
+
+    def release(self, lease_id: str):
+        """Give back a lease's GPUs (and hand them on), recording how long it was held."""
+        lease = self.scheduler.leases.get(lease_id)
+        now = self.clock()
+        if lease is not None:
+            self.lease_seconds.observe(max(0.0, now - lease.granted_at))
+        return self.saved(self.scheduler.release(lease_id, now))
 
 
 class BaseHandler(HubAuthenticated, web.RequestHandler):
@@ -190,7 +218,7 @@ class RequestsHandler(BaseHandler):
         self.give_back(self.user()["name"], server)
 
     def give_back(self, name: str, server: str):
-        s, now = self.state.scheduler, self.state.clock()
+        s = self.state.scheduler
         for request in list(s.queue.values()):
             if (request.user, request.server) == (name, server):
                 s.cancel(request.id)
@@ -198,7 +226,7 @@ class RequestsHandler(BaseHandler):
                 return self.send({"cancelled": request.id})
         for lease in list(s.leases.values()):
             if (lease.user, lease.request.server) == (name, server):
-                self.state.saved(s.release(lease.id, now))
+                self.state.release(lease.id)
                 return self.send({"released": lease.id})
         raise web.HTTPError(404, f"server {server!r} of {name} holds no GPUs and waits for none")
 
@@ -275,7 +303,7 @@ class AdminReclaimHandler(BaseHandler):
         s = self.state.scheduler
         if lease_id not in s.leases:
             raise web.HTTPError(404, f"no lease {lease_id!r}")
-        self.state.saved(s.release(lease_id, self.state.clock()))
+        self.state.release(lease_id)
         self.send({"reclaimed": lease_id})
 
 
@@ -299,14 +327,25 @@ class MetricsHandler(BaseHandler):
         registry = CollectorRegistry()
         total = Gauge("dlhub_gpus_total", "GPUs known", ["model"], registry=registry)
         leased = Gauge("dlhub_gpus_leased", "GPUs in leases", ["model"], registry=registry)
+        idle = Gauge(
+            "dlhub_gpus_leased_idle",
+            "GPUs in leases whose server has had no activity for 5 minutes",
+            ["model"],
+            registry=registry,
+        )
         queue = Gauge("dlhub_gpu_queue_length", "requests waiting", registry=registry)
+        now = self.state.clock()
+        idle_devices = {
+            u for x in s.leases.values() if now - x.last_active >= 300 for u in x.devices
+        }
         held = s.leased_devices()
         for device in s.devices.values():
             total.labels(device.model).inc()
             leased.labels(device.model).inc(device.uuid in held)
+            idle.labels(device.model).inc(device.uuid in idle_devices)
         queue.set(len(s.queue))
         self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.finish(generate_latest(registry))
+        self.finish(generate_latest(registry) + generate_latest(self.state.registry))
 
 
 def make_app(state: State, prefix: str, hub_auth: HubAuth) -> web.Application:

@@ -129,6 +129,10 @@ def test_metrics(hub, tokens):
     r = requests.get(url, headers={"Authorization": f"token {tokens['admin']}"}, timeout=10)
     assert 'dlhub_gpus_total{model="A100"} 2.0' in r.text
     assert 'dlhub_gpus_leased{model="A100"} 1.0' in r.text
+    # waits (alice, bob at once; carol after alice) and lease durations (alice, bob)
+    assert "dlhub_gpu_wait_seconds_count 3.0" in r.text
+    assert "dlhub_gpu_lease_seconds_count 2.0" in r.text
+    assert 'dlhub_gpus_leased_idle{model="A100"} 0.0' in r.text
 
 
 def test_state_survives_a_hub_restart(hub, api, tokens):

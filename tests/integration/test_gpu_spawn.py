@@ -161,3 +161,47 @@ def test_idle_gpu_is_reclaimed_and_orphan_leases_released(reclaiming_hub):
     )
     assert r.status_code == 201
     wait_for(lambda: scheduler_state(hub, token)["leases"] == [], 30, what="the orphan release")
+
+
+def test_borrowed_gpu_is_taken_back_for_a_user_within_quota(hub_factory):
+    hub = hub_factory(
+        {
+            "gpus": {
+                "enabled": True,
+                "devices": [{"uuid": "GPU-0", "model": "A100"}],
+                "port": free_port(),
+                "check_every": 2,
+                "default_quota": 0,
+                "quotas": {"lab": 1},
+            },
+            "profiles": [{"name": "gpu", "gpus": 1}],
+            "culling": {"enabled": False},
+        },
+        name="gpuborrow",
+    )
+    admin = hub.admin()
+    token = admin.new_token("borrow")
+    for name in ("alice", "bob"):
+        assert token_api(hub.url, token, "POST", f"/hub/api/users/{name}", json={}).status_code
+    token_api(hub.url, token, "POST", "/hub/api/groups/lab", json={})
+    token_api(hub.url, token, "POST", "/hub/api/groups/lab/users", json={"users": ["alice"]})
+
+    # bob has no quota, but the GPU is idle: he borrows it
+    start_server(hub.url, token, "bob")
+    (lease,) = scheduler_state(hub, token)["leases"]
+    assert lease["user"] == "bob" and lease["borrowed"]
+
+    # alice (quota 1 through her group) asks: bob's borrowed GPU is taken back for her
+    r = token_api(hub.url, token, "POST", "/hub/api/users/alice/server", json={})
+    assert r.status_code in (201, 202)
+
+    def alice_ready():
+        model = token_api(hub.url, token, "GET", "/hub/api/users/alice").json()
+        return model["servers"].get("", {}).get("ready")
+
+    wait_for(alice_ready, 60, what="alice to get the GPU bob borrowed")
+    bob = token_api(hub.url, token, "GET", "/hub/api/users/bob").json()
+    assert "" not in bob["servers"]
+    (lease,) = scheduler_state(hub, token)["leases"]
+    assert lease["user"] == "alice" and not lease["borrowed"]
+    stop_server(hub.url, token, "alice")
