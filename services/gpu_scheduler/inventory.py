@@ -95,15 +95,21 @@ def _mig_instances(nvml, handle, parent: str, index: int) -> list[Device]:
 
 
 def utilisation(uuids: Iterable[str], nvml=None) -> dict[str, int]:
-    """GPU utilisation (percent, last sample period) of the given whole cards."""
+    """GPU utilisation (percent, last sample period) of the given devices.
+
+    A MIG instance has no utilisation counter of its own; it is left out (its lease is
+    judged by the hub's activity data alone)."""
     if nvml is None:
         import pynvml as nvml
     nvml.nvmlInit()
     try:
         out = {}
         for uuid in uuids:
-            handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
-            out[uuid] = int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+            try:
+                handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
+                out[uuid] = int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+            except nvml.NVMLError:
+                continue
         return out
     finally:
         nvml.nvmlShutdown()

@@ -63,10 +63,15 @@ async def stop_server(api_url: str, token: str, user: str, server: str) -> None:
     )
 
 
-async def check(state, api_url: str, token: str, log, grace: float) -> None:
+async def check(
+    state, api_url: str, token: str, log, grace: float, utilisation=None, busy_percent=10
+) -> None:
     """One round: release orphans, record activity, reclaim what is due.
 
     ``grace``: seconds a lease may exist before its server must show up in the hub.
+    ``utilisation``: with NVML, a function from device UUIDs to utilisation percent; a
+    lease whose GPUs are at least ``busy_percent`` busy counts as active, whatever the
+    hub says (a training loop started from a closed browser tab is not idle).
     """
     s = state.scheduler
     servers = await hub_servers(api_url, token)
@@ -80,6 +85,15 @@ async def check(state, api_url: str, token: str, log, grace: float) -> None:
             continue
         if servers[key] is not None:
             s.touch(lease.id, servers[key])
+    if utilisation is not None and s.leases:
+        try:
+            busy = utilisation([u for x in s.leases.values() for u in x.devices])
+        except Exception:
+            log.exception("Reading GPU utilisation failed")
+            busy = {}
+        for lease in list(s.leases.values()):
+            if any(busy.get(u, 0) >= busy_percent for u in lease.devices):
+                s.touch(lease.id, now)
     due = [(lease, why) for lease, why in s.due(now)]
     due += [(s.leases[i], "borrowed, needed within quota") for i in sorted(s.reclaiming)]
     for lease, why in due:

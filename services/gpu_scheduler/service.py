@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from tornado import ioloop, web
 
 from . import reconcile
-from .inventory import declared, from_nvml
+from .inventory import declared, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
 from .store import Store
@@ -390,11 +390,14 @@ def main() -> None:
     token = os.environ["JUPYTERHUB_API_TOKEN"]
     log = logging.getLogger("gpu_scheduler")
     every = cfg["gpus"]["check_every"]
+    utilisation_of = utilisation if cfg["gpus"]["inventory"] == "nvml" else None
     logging.basicConfig(level=logging.INFO)
 
     async def round_():
         try:
-            await reconcile.check(state, api_url, token, log, grace=3 * every)
+            await reconcile.check(
+                state, api_url, token, log, grace=3 * every, utilisation=utilisation_of
+            )
         except Exception:
             log.exception("Checking leases against the hub failed")
 

@@ -44,3 +44,14 @@ def test_nvml_discovers_this_hosts_gpus():
         assert device.uuid.startswith(("GPU-", "MIG-"))
         assert device.uuid in listed
         assert device.memory_mib > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not host_has_gpu(), reason="no NVIDIA GPU on this host")
+def test_nvml_utilisation_of_this_hosts_gpus():
+    from gpu_scheduler.inventory import utilisation
+
+    devices = [d for d in from_nvml() if d.parent is None]
+    busy = utilisation([d.uuid for d in devices])
+    assert set(busy) == {d.uuid for d in devices}
+    assert all(0 <= v <= 100 for v in busy.values())
