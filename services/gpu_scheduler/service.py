@@ -298,11 +298,17 @@ class AdminStateHandler(BaseHandler):
 
 
 class AdminReclaimHandler(BaseHandler):
-    def post(self, lease_id):
+    async def post(self, lease_id):
         self.admin()
         s = self.state.scheduler
-        if lease_id not in s.leases:
+        lease = s.leases.get(lease_id)
+        if lease is None:
             raise web.HTTPError(404, f"no lease {lease_id!r}")
+        # the server goes first: it must not keep using GPUs that go to someone else
+        api_url = os.environ.get("JUPYTERHUB_API_URL")
+        if api_url:
+            token = os.environ["JUPYTERHUB_API_TOKEN"]
+            await reconcile.stop_server(api_url, token, lease.user, lease.request.server)
         self.state.release(lease_id)
         self.send({"reclaimed": lease_id})
 

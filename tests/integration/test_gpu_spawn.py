@@ -96,6 +96,24 @@ def test_spawn_form_shows_free_gpus_and_quota(hub, admin, tokens):
     assert "GPUs free; you hold 0 of your quota of 1" in page
 
 
+def test_admin_reclaim_stops_the_server(hub, tokens):
+    start_server(hub.url, tokens["alice"], "alice")
+    (lease,) = scheduler_state(hub, tokens["admin"])["leases"]
+    r = requests.post(
+        f"{hub.url}/services/gpu-scheduler/api/admin/leases/{lease['id']}/reclaim",
+        headers={"Authorization": f"token {tokens['admin']}"},
+        timeout=30,
+    )
+    assert r.status_code == 200
+
+    def stopped():
+        model = token_api(hub.url, tokens["alice"], "GET", "/hub/api/users/alice").json()
+        return "" not in model["servers"]
+
+    wait_for(stopped, 30, what="the reclaimed server to stop")
+    assert scheduler_state(hub, tokens["admin"])["leases"] == []
+
+
 def test_cpu_profile_sees_no_gpu(hub, tokens):
     r = token_api(
         hub.url, tokens["alice"], "POST", "/hub/api/users/alice/server", json={"profile": "cpu"}
