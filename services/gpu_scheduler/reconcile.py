@@ -26,8 +26,8 @@ def _timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], float | None]:
-    """Running or starting servers, by (user, server name), with their last activity."""
+async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], dict]:
+    """Running or starting servers by (user, server name): last activity and profile."""
     request = HTTPRequest(
         api_url.rstrip("/") + "/users?state=active",
         headers={
@@ -35,7 +35,7 @@ async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], float |
             "Accept": "application/jupyterhub-pagination+json",
         },
     )
-    out: dict[tuple[str, str], float | None] = {}
+    out: dict[tuple[str, str], dict] = {}
     url = request.url
     while url:
         response = await AsyncHTTPClient().fetch(HTTPRequest(url, headers=request.headers))
@@ -43,7 +43,10 @@ async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], float |
         users = page["items"] if isinstance(page, dict) else page
         for user in users:
             for name, server in (user.get("servers") or {}).items():
-                out[(user["name"], name)] = _timestamp(server.get("last_activity"))
+                out[(user["name"], name)] = {
+                    "last_activity": _timestamp(server.get("last_activity")),
+                    "profile": (server.get("user_options") or {}).get("profile"),
+                }
         next_page = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
         url = next_page["url"] if next_page else None
     return out
@@ -64,7 +67,14 @@ async def stop_server(api_url: str, token: str, user: str, server: str) -> None:
 
 
 async def check(
-    state, api_url: str, token: str, log, grace: float, utilisation=None, busy_percent=10
+    state,
+    api_url: str,
+    token: str,
+    log,
+    grace: float,
+    utilisation=None,
+    busy_percent=10,
+    gpu_profiles: dict | None = None,
 ) -> None:
     """One round: release orphans, record activity, reclaim what is due.
 
@@ -72,6 +82,8 @@ async def check(
     ``utilisation``: with NVML, a function from device UUIDs to utilisation percent; a
     lease whose GPUs are at least ``busy_percent`` busy counts as active, whatever the
     hub says (a training loop started from a closed browser tab is not idle).
+    ``gpu_profiles``: {profile name or None for the default: GPUs}; a running server of a
+    GPU profile that holds no lease and waits for none is reported (``state.unleased``).
     """
     s = state.scheduler
     servers = await hub_servers(api_url, token)
@@ -83,8 +95,8 @@ async def check(
                 log.info("Releasing GPUs of %s/%s: the server is not running", *key)
                 state.release(lease.id)
             continue
-        if servers[key] is not None:
-            s.touch(lease.id, servers[key])
+        if servers[key]["last_activity"] is not None:
+            s.touch(lease.id, servers[key]["last_activity"])
     if utilisation is not None and s.leases:
         try:
             busy = utilisation([u for x in s.leases.values() for u in x.devices])
@@ -94,6 +106,16 @@ async def check(
         for lease in list(s.leases.values()):
             if any(busy.get(u, 0) >= busy_percent for u in lease.devices):
                 s.touch(lease.id, now)
+    held = {(x.user, x.request.server) for x in s.leases.values()}
+    held |= {(r.user, r.server) for r in s.queue.values()}
+    unleased = []
+    for key, server in sorted(servers.items()):
+        if (gpu_profiles or {}).get(server["profile"]) and key not in held:
+            unleased.append({"user": key[0], "server": key[1]})
+    if unleased != state.unleased:
+        for entry in unleased:
+            log.warning("GPU server %(user)s/%(server)s runs without a GPU lease", entry)
+        state.unleased = unleased
     due = [(lease, why) for lease, why in s.due(now)]
     due += [(s.leases[i], "borrowed, needed within quota") for i in sorted(s.reclaiming)]
     for lease, why in due:

@@ -49,6 +49,8 @@ class State:
         self.scheduler = scheduler
         self.store = store
         self.clock = clock
+        #: running servers of GPU profiles that hold no lease (found by the checks)
+        self.unleased: list[dict] = []
         self.registry = CollectorRegistry()
         self.wait_seconds = Histogram(
             "dlhub_gpu_wait_seconds",
@@ -293,6 +295,7 @@ class AdminStateHandler(BaseHandler):
                 "waiting": [wait_model(r, s, now) for r in s.waiting()],
                 "quotas": s.quotas,
                 "default_quota": s.default_quota,
+                "unleased_servers": self.state.unleased,
             }
         )
 
@@ -397,12 +400,21 @@ def main() -> None:
     log = logging.getLogger("gpu_scheduler")
     every = cfg["gpus"]["check_every"]
     utilisation_of = utilisation if cfg["gpus"]["inventory"] == "nvml" else None
+    gpu_profiles = {p["name"]: p["gpus"] for p in cfg["profiles"]}
+    default = next((p for p in cfg["profiles"] if p["default"]), cfg["profiles"][0])
+    gpu_profiles[None] = default["gpus"]  # a server started without choosing
     logging.basicConfig(level=logging.INFO)
 
     async def round_():
         try:
             await reconcile.check(
-                state, api_url, token, log, grace=3 * every, utilisation=utilisation_of
+                state,
+                api_url,
+                token,
+                log,
+                grace=3 * every,
+                utilisation=utilisation_of,
+                gpu_profiles=gpu_profiles,
             )
         except Exception:
             log.exception("Checking leases against the hub failed")

@@ -189,3 +189,20 @@ def test_killed_scheduler_comes_back_with_nothing_lost_or_doubled(hub, api, toke
     )
     assert key(after) == key(before)
     assert [w["id"] for w in after["waiting"]] == [w["id"] for w in before["waiting"]]
+
+
+def test_hub_only_endpoints_refuse_users(hub, api, tokens):
+    # a user's token (or none, or a wrong secret) cannot act for the hub
+    for headers in (
+        {"Authorization": f"token {tokens['alice']}"},
+        {},
+        {"Authorization": "dlhub-hub x"},
+    ):
+        r = requests.post(
+            f"{hub.url}/services/gpu-scheduler/api/hub/requests",
+            headers=headers,
+            json={"user": "bob", "count": 1},
+            timeout=10,
+        )
+        assert r.status_code == 403
+        assert r.json()["message"] == "only the hub may use this endpoint"

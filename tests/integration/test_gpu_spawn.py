@@ -222,4 +222,23 @@ def test_borrowed_gpu_is_taken_back_for_a_user_within_quota(hub_factory):
     assert "" not in bob["servers"]
     (lease,) = scheduler_state(hub, token)["leases"]
     assert lease["user"] == "alice" and not lease["borrowed"]
+    assert scheduler_state(hub, token)["unleased_servers"] == []
+
+    # the scheduler loses alice's lease behind the hub's back: her running GPU server is
+    # reported
+    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
+    port = hub.config["gpus"]["port"]
+    r = requests.delete(
+        f"http://127.0.0.1:{port}/services/gpu-scheduler/api/hub/servers/alice/",
+        headers={"Authorization": f"dlhub-hub {secret}"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    wait_for(
+        lambda: (
+            scheduler_state(hub, token)["unleased_servers"] == [{"user": "alice", "server": ""}]
+        ),
+        30,
+        what="the unleased GPU server to be reported",
+    )
     stop_server(hub.url, token, "alice")
