@@ -49,6 +49,20 @@ def user_env() -> Path:
     return Path(os.environ.get("DLHUB_USER_ENV") or REPO / ".venv-user")
 
 
+def docker_engine_with(*images: str):
+    """A Docker client, once the engine answers and the images exist (else part_missing)."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+        for image in images:
+            client.images.get(image)
+    except docker.errors.DockerException as e:
+        part_missing(f"needs a Docker engine and {', '.join(images)} (`make images`): {e}")
+    return client
+
+
 def missing_parts() -> list[str]:
     """What a real hub needs that is not installed here (empty when ready)."""
     missing = []

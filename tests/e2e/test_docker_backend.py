@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from hub_config.naming import safe_slug
-from hubtest import part_missing, run_code, start_server, stop_server, token_api, wait_for
+from hubtest import docker_engine_with, run_code, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -25,14 +25,7 @@ POLL_INTERVAL = 5
 
 @pytest.fixture(scope="module")
 def engine():
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.images.get(IMAGE)
-    except docker.errors.DockerException as e:
-        message = f"needs a Docker engine and {IMAGE} (`make images`): {e}"
-        part_missing(message)
-    return client
+    return docker_engine_with(IMAGE)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import uuid
 
-import docker
 import pytest
 import yaml
 
 from hubtest import (
     Browserless,
+    docker_engine_with,
     free_port,
     new_password,
-    part_missing,
     start_server,
     token_api,
     wait_for,
@@ -32,14 +31,7 @@ USER_IMAGE = "dlhub/singleuser:0.1.0"
 
 @pytest.fixture(scope="module")
 def engine():
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.images.get(HUB_IMAGE)
-        client.images.get(USER_IMAGE)
-    except docker.errors.DockerException as e:
-        part_missing(f"needs a Docker engine, {HUB_IMAGE} and {USER_IMAGE} (`make images`): {e}")
-    return client
+    return docker_engine_with(HUB_IMAGE, USER_IMAGE)
 
 
 def test_hub_container_spawns_user_containers(engine, tmp_path):
