@@ -107,7 +107,11 @@ class GpuMixin(Configurable):
         if not self.gpu_scheduler_url:
             return
         path = f"api/hub/servers/{quote(self.user.name, safe='')}/{quote(self.name, safe='')}"
-        code, data = await self._gpu_call("DELETE", path)
+        try:
+            code, data = await self._gpu_call("DELETE", path)
+        except OSError as e:
+            # the scheduler is down: its next check releases leases of stopped servers
+            code, data = 0, str(e)
         if code not in (200, 404):
             self.log.warning("Giving back GPUs of %s failed: %s", self._log_name, data)
         self.gpu_devices = []
