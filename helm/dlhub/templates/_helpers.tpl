@@ -1,0 +1,181 @@
+{{- /*
+Helpers shared by every component: names, labels, the rendered platform config, the ports
+and URLs the components use to find each other, generated secrets and security contexts.
+*/}}
+
+{{- /* The release's base name: <release>-dlhub, or the release name when it holds "dlhub". */}}
+{{- define "dlhub.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dlhub.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- /* Names of the objects other components refer to. */}}
+{{- define "dlhub.hub.name" -}}{{ include "dlhub.fullname" . }}-hub{{- end }}
+{{- define "dlhub.proxy.name" -}}{{ include "dlhub.fullname" . }}-proxy{{- end }}
+{{- define "dlhub.proxyPublic.name" -}}{{ include "dlhub.fullname" . }}-proxy-public{{- end }}
+{{- define "dlhub.proxyApi.name" -}}{{ include "dlhub.fullname" . }}-proxy-api{{- end }}
+{{- define "dlhub.scheduler.name" -}}{{ include "dlhub.fullname" . }}-gpu-scheduler{{- end }}
+{{- define "dlhub.secret.name" -}}{{ include "dlhub.fullname" . }}-secrets{{- end }}
+{{- define "dlhub.platform.name" -}}{{ include "dlhub.fullname" . }}-platform{{- end }}
+
+{{- /* Labels of every object; call with (dict "root" $ "component" "hub"). */}}
+{{- define "dlhub.labels" -}}
+{{ include "dlhub.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: dlhub
+{{- end }}
+
+{{- /* The labels a component's pods are selected by; same argument as dlhub.labels. */}}
+{{- define "dlhub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dlhub.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- /*
+The platform config as the hub and the GPU scheduler read it: values.platform with
+`backend: kubernetes` (the only backend this chart runs).
+*/}}
+{{- define "dlhub.platform" -}}
+{{- $platform := deepCopy (.Values.platform | default dict) }}
+{{- $_ := set $platform "backend" "kubernetes" }}
+{{- toYaml $platform }}
+{{- end }}
+
+{{- /* A setting of the platform config with its schema default: (list $ "hub" "hub_port" 8081). */}}
+{{- define "dlhub.setting" -}}
+{{- $root := index . 0 }}
+{{- $section := index ($root.Values.platform | default dict) (index . 1) | default dict }}
+{{- $value := get $section (index . 2) }}
+{{- if or (not (hasKey $section (index . 2))) (kindIs "invalid" $value) }}
+{{- index . 3 }}
+{{- else }}
+{{- $value }}
+{{- end }}
+{{- end }}
+
+{{- define "dlhub.hub.port" -}}{{ include "dlhub.setting" (list . "hub" "hub_port" 8081) }}{{- end }}
+{{- define "dlhub.proxy.apiPort" -}}{{ include "dlhub.setting" (list . "hub" "proxy_api_port" 8001) }}{{- end }}
+{{- define "dlhub.scheduler.port" -}}{{ include "dlhub.setting" (list . "gpus" "port" 8095) }}{{- end }}
+{{- define "dlhub.gpus.enabled" -}}{{ include "dlhub.setting" (list . "gpus" "enabled" false) }}{{- end }}
+{{- define "dlhub.hub.dbUrl" -}}{{ include "dlhub.setting" (list . "hub" "db_url" "") }}{{- end }}
+{{- define "dlhub.scheduler.dbUrl" -}}{{ include "dlhub.setting" (list . "gpus" "db_url" "") }}{{- end }}
+
+{{- /* The path users see the hub under ("" or "/prefix"), from platform.hub.bind_url. */}}
+{{- define "dlhub.basePath" -}}
+{{- $url := include "dlhub.setting" (list . "hub" "bind_url" "http://127.0.0.1:8000") }}
+{{- (urlParse $url).path | trimSuffix "/" }}
+{{- end }}
+
+{{- define "dlhub.hub.url" -}}http://{{ include "dlhub.hub.name" . }}:{{ include "dlhub.hub.port" . }}{{- end }}
+{{- define "dlhub.proxy.apiUrl" -}}http://{{ include "dlhub.proxyApi.name" . }}:{{ include "dlhub.proxy.apiPort" . }}{{- end }}
+{{- define "dlhub.scheduler.url" -}}http://{{ include "dlhub.scheduler.name" . }}:{{ include "dlhub.scheduler.port" . }}{{- end }}
+
+{{- /*
+The TCP port of a database URL (postgresql://user:pw@host:5433/db -> 5433), 5432 when it
+names none, "" for SQLite.
+*/}}
+{{- define "dlhub.dbPort" -}}
+{{- if hasPrefix "postgresql" . }}
+{{- $host := (urlParse .).host }}
+{{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
+{{- $port | default "5432" }}
+{{- end }}
+{{- end }}
+
+{{- /*
+A generated secret, kept across upgrades: the value already in the release's Secret when
+there is one (helm install/upgrade against a cluster), else a new random one.
+Call with (list $ "key" "generator") where generator is "hex32" (32 random bytes as hex)
+or "alnum64" (64 letters and digits).
+*/}}
+{{- define "dlhub.secret.value" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "dlhub.secret.name" $root) | default dict }}
+{{- $data := get $existing "data" | default dict }}
+{{- if hasKey $data $key }}
+{{- index $data $key | b64dec }}
+{{- else if eq (index . 2) "hex32" }}
+{{- randAlphaNum 64 | sha256sum }}
+{{- else }}
+{{- randAlphaNum 64 }}
+{{- end }}
+{{- end }}
+
+{{- /* An environment variable from the release's generated Secret: (list $ "ENV" "key"). */}}
+{{- define "dlhub.secretEnv" -}}
+- name: {{ index . 1 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "dlhub.secret.name" (index . 0) }}
+      key: {{ index . 2 }}
+{{- end }}
+
+{{- /* Pod-level security: every dlhub pod runs as uid/gid 1000, never as root. */}}
+{{- define "dlhub.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- /* Container-level security: no privilege escalation, no capabilities. */}}
+{{- define "dlhub.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{- define "dlhub.image" -}}
+{{- printf "%s:%s" .repository (toString .tag) }}
+{{- end }}
+
+{{- /* Scheduling settings of a component's pods (its values section). */}}
+{{- define "dlhub.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- /* The PodDisruptionBudget API is policy/v1 (Kubernetes 1.21+); older clusters get none. */}}
+{{- define "dlhub.pdb.available" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" }}true{{- end }}
+{{- end }}
+
+{{- /* Egress to DNS: any destination, port 53 over UDP and TCP. */}}
+{{- define "dlhub.netpol.dns" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
