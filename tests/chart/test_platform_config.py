@@ -1,0 +1,125 @@
+"""The platform config the chart hands the hub: the Secret's dlhub.yaml, checked by the
+hub's own loader, and the NOTES users read after `helm install`."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from chartkit import CASES, CHART, HERE, RELEASE, helm_template, one
+
+from hubtest import part_missing
+
+pytestmark = pytest.mark.k8s
+
+FULL = f"{RELEASE}-dlhub"
+
+
+def platform_of(docs, prefix=FULL) -> dict:
+    secret = one(docs, "Secret", f"{prefix}-platform")
+    return yaml.safe_load(secret["stringData"]["dlhub.yaml"])
+
+
+def prefix_of(case):
+    return "lab" if case == "all" else FULL
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_platform_secret_is_the_values_tree_with_backend_kubernetes(render_case, case):
+    rendered = platform_of(render_case(case), prefix_of(case))
+    assert rendered["backend"] == "kubernetes"
+    files, _ = CASES[case]
+    given = {}
+    for file in files:
+        given.update(yaml.safe_load((HERE / file).read_text()).get("platform", {}))
+    assert {k: v for k, v in rendered.items() if k != "backend"} == given
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_platform_secret_matches_the_hub_schema(render_case, case):
+    from jsonschema import Draft202012Validator
+
+    from hub_config.config import schema
+
+    rendered = platform_of(render_case(case), prefix_of(case))
+    errors = [e.message for e in Draft202012Validator(schema()).iter_errors(rendered)]
+    assert not errors
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_platform_secret_passes_the_hubs_validation(render_case, case):
+    from hub_config import config
+
+    rendered = platform_of(render_case(case), prefix_of(case))
+    try:
+        cfg = config.validate(rendered, source="dlhub.yaml from the chart")
+    except config.ConfigError as e:
+        if e.key == "backend" and "kubernetes" not in config.AVAILABLE_BACKENDS:
+            part_missing(f"hub_config cannot run the kubernetes backend yet: {e}")
+        raise
+    assert cfg["backend"] == "kubernetes"
+
+
+def test_platform_secret_mounted_where_dlhub_config_points(render_case):
+    docs = render_case("gpu")
+    for name in (f"{FULL}-hub", f"{FULL}-gpu-scheduler"):
+        spec = one(docs, "Deployment", name)["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert env["DLHUB_CONFIG"] == mounts["platform"] + "/dlhub.yaml"
+        secret = volumes["platform"]["secret"]
+        assert secret["secretName"] == f"{FULL}-platform"
+        assert secret["items"] == [{"key": "dlhub.yaml", "path": "dlhub.yaml"}]
+
+
+def test_a_changed_platform_restarts_hub(render):
+    def checksum(docs):
+        hub = one(docs, "Deployment", f"{FULL}-hub")
+        return hub["spec"]["template"]["metadata"]["annotations"]["checksum/platform"]
+
+    a = checksum(render(set_json=('platform={"hub":{"log_level":"DEBUG"}}',)))
+    b = checksum(render(set_json=('platform={"hub":{"log_level":"INFO"}}',)))
+    assert a != b
+
+
+@pytest.fixture(scope="module")
+def notes(helm, tmp_path_factory):
+    """Render NOTES.txt (helm template leaves it out) through a copy of the chart."""
+    chart = tmp_path_factory.mktemp("chart") / "dlhub"
+    shutil.copytree(CHART, chart)
+    text = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "_notes.tpl").write_text(
+        '{{- define "test.notes" }}' + text + "{{- end }}"
+    )
+    (chart / "templates" / "notes.yaml").write_text(
+        'notes: {{ include "test.notes" . | quote }}\n'
+    )
+
+    def notes_(*values) -> str:
+        result = helm_template(helm, values, chart=chart)
+        assert result.returncode == 0, result.stderr
+        docs = [d for d in yaml.safe_load_all(result.stdout) if d and "notes" in d]
+        return docs[0]["notes"]
+
+    return notes_
+
+
+def test_notes_port_forward_and_first_admin(notes):
+    text = notes()
+    assert f"port-forward service/{FULL}-proxy-public 8000:80" in text
+    assert "http://127.0.0.1:8000/hub/signup" in text
+    assert "(admin)" in text
+    assert "/hub/authorize" in text
+    assert "gpu-scheduler" not in text
+
+
+def test_notes_ingress_admins_and_gpu_page(notes):
+    text = notes("values-all.yaml")
+    assert "https://dlhub.example.org/dl/hub/signup" in text
+    assert "ada, grace" in text
+    assert "https://dlhub.example.org/dl/services/gpu-scheduler/" in text
+    assert "platform.hub.db_url" in text
