@@ -105,3 +105,23 @@ def test_every_values_key_is_described():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     missing = list(_described_paths(values, schema, "", schema))
     assert not missing, f"values.yaml keys without a description in the schema: {missing}"
+
+
+#: values whose contents are free-form Kubernetes objects or maps, documented as one key
+FREE_FORM = {"resources", "annotations", "extraEnv", "nodeSelector", "affinity", "platform"}
+
+
+def _leaf_keys(node, path=""):
+    for key, value in node.items():
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, dict) and value and key not in FREE_FORM:
+            yield from _leaf_keys(value, full)
+        else:
+            yield full
+
+
+def test_every_values_key_is_in_the_operators_table():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    docs = (REPO / "docs" / "kubernetes.md").read_text()
+    missing = [key for key in _leaf_keys(values) if f"| `{key}` |" not in docs]
+    assert not missing, f"docs/kubernetes.md's values table lacks: {missing}"
