@@ -77,7 +77,12 @@ def load_yaml(path: Path):
         raise SystemExit(
             "chart schema: PyYAML is missing; `pip install pyyaml` or run `make install`"
         ) from None
-    return yaml.safe_load(path.read_text("utf-8"))
+    try:
+        return yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as e:
+        raise SystemExit(
+            f"chart schema: {path.relative_to(REPO)} is not valid YAML: {e}"
+        ) from None
 
 
 class Untranslatable(ValueError):
