@@ -35,11 +35,14 @@ $(VENV)/.installed: pyproject.toml
 	@$(VENV)/bin/python -c "import hub_config, jupyterhub, nativeauthenticator, playwright"
 	@touch $@
 
-$(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $(wildcard $(STARTER)/*)
+DLHUB_LAB := images/singleuser/dlhub-lab
+$(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $(wildcard $(STARTER)/*) \
+		$(shell find $(DLHUB_LAB) -type f -not -path '*/build/*' -not -path '*.egg-info*')
 	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
 	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q -r $(LOCK) -r $(IMAGE_REQS) $(PIP_QUIET)
+	@$(USER_ENV)/bin/pip install -q --no-deps ./$(DLHUB_LAB) $(PIP_QUIET)
 	@out=$$($(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel" 2>&1) \
 		|| { echo "$$out"; echo "the user environment does not import; see above"; exit 1; }
 	@mkdir -p $(USER_ENV)/share/jupyter/lab/settings

@@ -10,6 +10,7 @@ start.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import math
 import time
@@ -26,6 +27,15 @@ def waiting_message(waiting: dict) -> str:
     return f"Waiting for a GPU: position {waiting['position']}, about {minutes} min"
 
 
+def waiting_html(waiting: dict, wait_page: str) -> str:
+    """The progress page's line: the place in the queue and a link to the choices."""
+    return (
+        f"{html.escape(waiting_message(waiting))} · "
+        f'<a href="{html.escape(wait_page)}" id="dlhub-gpu-wait">'
+        "Stop waiting or start on CPU instead</a>"
+    )
+
+
 class GpuMixin(Configurable):
     """Ask the GPU scheduler for the profile's GPUs before starting (mixed into spawners)."""
 
@@ -37,6 +47,11 @@ class GpuMixin(Configurable):
         3600, config=True, help="Seconds a spawn may wait in the GPU queue before it fails."
     )
     gpu_poll_interval = Float(1.0, config=True, help="Seconds between queue checks.")
+    gpu_public_prefix = Unicode(
+        "/services/gpu-scheduler/",
+        config=True,
+        help="Where browsers reach the scheduler's pages (through the proxy).",
+    )
     gpu_devices = List(help="UUIDs of the GPUs of the current lease.")
 
     _gpu_message = None
@@ -76,8 +91,20 @@ class GpuMixin(Configurable):
         if code >= 400:
             raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))
         started = time.monotonic()
+        wait_page = f"{self.gpu_public_prefix}wait/{quote(self.name, safe='')}"
         while "lease" not in data:
-            self._gpu_message = waiting_message(data["waiting"])
+            if "withdrawn" in data:
+                self._gpu_message = None
+                if data["withdrawn"] == "cpu":
+                    self.log.info("Server %s starts on CPU instead of waiting", self._log_name)
+                    return []
+                raise web.HTTPError(
+                    400, "You stopped waiting for a GPU; the server was not started."
+                )
+            self._gpu_message = {
+                "message": waiting_message(data["waiting"]),
+                "html_message": waiting_html(data["waiting"], wait_page),
+            }
             if time.monotonic() - started > self.gpu_max_wait:
                 await self.release_gpus()
                 minutes = round(self.gpu_max_wait / 60)
@@ -128,6 +155,11 @@ class GpuMixin(Configurable):
                 self.log.info("Server %s got GPUs %s", self._log_name, self.gpu_devices)
             # a server without a lease sees no GPU at all
             self.assign_gpus(list(self.gpu_devices))
+            # JupyterLab asks the scheduler, with the server's token, for GPU notices
+            self.environment = {
+                **self.environment,
+                "DLHUB_GPU_SCHEDULER_URL": self.gpu_scheduler_url,
+            }
         try:
             return await super().start()
         except BaseException:
@@ -148,5 +180,5 @@ class GpuMixin(Configurable):
             message = self._gpu_message
             if message and message != shown:
                 shown = message
-                yield {"progress": 10, "message": message}
+                yield {"progress": 10, **message}
             await asyncio.sleep(0.5)

@@ -80,10 +80,27 @@ SCHEDULER_SCOPES = [
 ]
 
 
+#: Scopes of a user server's own token: the server role's, and the GPU scheduler's API
+#: (JupyterLab asks it for the server's GPU notices).
+SERVER_TOKEN_SCOPES = [
+    "users:activity!user",
+    "access:servers!server",
+    "access:services!service=gpu-scheduler",
+]
+
+
 def gpu_scheduler_service(
-    cfg: dict, data_dir: Path, python: str, config_file: str | None, secret: str = ""
+    cfg: dict,
+    data_dir: Path,
+    python: str,
+    config_file: str | None,
+    secret: str = "",
+    host: str = "127.0.0.1",
 ):
-    """The hub-managed GPU scheduler service and the roles around it (or nothing)."""
+    """The hub-managed GPU scheduler service and the roles around it (or nothing).
+
+    ``host``: where it listens; on the docker backend the user network's gateway, so that
+    user containers reach it as they reach the hub."""
     gpus = cfg["gpus"]
     if not gpus["enabled"]:
         return [], []
@@ -93,10 +110,12 @@ def gpu_scheduler_service(
         env["DLHUB_CONFIG"] = config_file
     service = {
         "name": "gpu-scheduler",
-        "url": f"http://127.0.0.1:{gpus['port']}",
+        "url": f"http://{host}:{gpus['port']}",
         "command": [python, "-m", "gpu_scheduler"],
         "environment": env,
         "display": True,
+        # its pages log in through the hub without asking the user to authorise it
+        "oauth_no_confirm": True,
     }
     roles = [
         {
@@ -114,13 +133,13 @@ def gpu_scheduler_service(
     return [service], roles
 
 
-def gpu_spawner_traits(cfg: dict, secret: str) -> dict:
+def gpu_spawner_traits(cfg: dict, secret: str, host: str = "127.0.0.1") -> dict:
     """Where spawners ask for GPUs (nothing when the scheduler is off)."""
     gpus = cfg["gpus"]
     if not gpus["enabled"]:
         return {}
     return {
-        "gpu_scheduler_url": f"http://127.0.0.1:{gpus['port']}/services/gpu-scheduler/",
+        "gpu_scheduler_url": f"http://{host}:{gpus['port']}/services/gpu-scheduler/",
         "gpu_secret": secret,
         "gpu_max_wait": float(gpus["max_wait"]),
         # the wait in the queue is part of the start
@@ -145,8 +164,10 @@ def traits_for(
     """
     environ = {} if environ is None else environ
     hub, auth = cfg["hub"], cfg["auth"]
+    # the scheduler listens where user servers reach the hub
+    gpu_host = docker_gateway if cfg["backend"] == "docker" and docker_gateway else "127.0.0.1"
     gpu_services, gpu_roles = gpu_scheduler_service(
-        cfg, data_dir, python, environ.get("DLHUB_CONFIG"), gpu_secret
+        cfg, data_dir, python, environ.get("DLHUB_CONFIG"), gpu_secret, gpu_host
     )
     traits = {
         "JupyterHub": {
@@ -181,8 +202,10 @@ def traits_for(
             "default_url": "/lab",
             "poll_interval": hub["poll_interval"],
         },
-        "GpuMixin": gpu_spawner_traits(cfg, gpu_secret),
+        "GpuMixin": gpu_spawner_traits(cfg, gpu_secret, gpu_host),
     }
+    if cfg["gpus"]["enabled"]:
+        traits["Spawner"]["server_token_scopes"] = list(SERVER_TOKEN_SCOPES)
     profiles = [dict(p) for p in cfg["profiles"]]
     if cfg["backend"] == "local":
         traits["LocalSpawner"] = {

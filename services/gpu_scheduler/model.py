@@ -60,6 +60,18 @@ class Lease:
             return self.granted_at + self.request.max_lifetime
         return None
 
+    def reclaim_at(self) -> tuple[float, str] | None:
+        """When, and why, this lease will be taken back if its server stays as it is now:
+        after its idle timeout from the last activity, or at its maximum lifetime,
+        whichever comes first; None when it has neither limit."""
+        times = []
+        if self.request.idle_timeout:
+            times.append((self.last_active + self.request.idle_timeout, "idle"))
+        limit = self.ends_by()
+        if limit is not None:
+            times.append((limit, "lifetime"))
+        return min(times) if times else None
+
     def expected_end(self, now: float) -> float:
         """When its GPUs are expected back: if it goes idle now, after its idle budget,
         and never after its maximum lifetime. A lease with neither limit is expected to

@@ -153,16 +153,8 @@ class Scheduler:
 
     def due(self, now: float) -> list[tuple[Lease, str]]:
         """Leases past their maximum lifetime ("lifetime") or idle budget ("idle")."""
-        out = []
-        for lease in self.leases.values():
-            limit = lease.ends_by()
-            if limit is not None and now >= limit:
-                out.append((lease, "lifetime"))
-            elif lease.request.idle_timeout and now - lease.last_active >= (
-                lease.request.idle_timeout
-            ):
-                out.append((lease, "idle"))
-        return out
+        due = ((lease, lease.reclaim_at()) for lease in self.leases.values())
+        return [(lease, at[1]) for lease, at in due if at is not None and now >= at[0]]
 
     def schedule(self, now: float) -> Step:
         """Grant what can be granted; mark borrowed leases to reclaim for quota holders."""

@@ -103,6 +103,7 @@ async def check(
         except Exception:
             log.exception("Reading GPU utilisation failed")
             busy = {}
+        state.utilisation = dict(busy)
         for lease in list(s.leases.values()):
             if any(busy.get(u, 0) >= busy_percent for u in lease.devices):
                 s.touch(lease.id, now)

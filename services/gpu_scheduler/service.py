@@ -8,11 +8,14 @@ API token), so the token inside a user's server, even an admin's, cannot reach t
     GET    api/capacity              GPUs free/total per model, the caller's quota and use
     GET    api/me                    the caller's leases and waiting requests
     POST   api/requests              {"server": "", "count": 1, "model": null} -> lease or place
-    DELETE api/requests/SERVER       cancel a wait or release GPUs of the caller's server
+    DELETE api/requests/SERVER       cancel a wait (?then=cpu: start without GPUs instead)
+                                     or release GPUs of the caller's server
     GET    api/admin/state           (admin) every lease and the queue
     POST   api/admin/leases/ID/reclaim   (admin) take GPUs back
     PUT    api/admin/quotas          (admin) {"group": GPUs, ...}
     GET    metrics                   (admin) Prometheus metrics
+
+The pages for the browser ("who holds which GPU", the wait page) are in :mod:`.pages`.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubAuth, HubAuthenticated
+from jupyterhub.services.auth import HubAuth, HubAuthenticated, HubOAuth, HubOAuthCallbackHandler
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from tornado import ioloop, web
 
-from . import reconcile
+from . import pages, reconcile
 from .inventory import declared, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
+from .report import capacity_model, lease_model, wait_model
 from .store import Store
 
 ADMIN_SCOPE = "admin:users"
@@ -45,10 +49,18 @@ LEASE_BUCKETS = (60, 600, 1800, 3600, 7200, 14400, 28800, 86400, float("inf"))
 class State:
     """The scheduler, its store, clock and metrics, shared by the handlers."""
 
-    def __init__(self, scheduler: Scheduler, store: Store | None, clock=time.time):
+    def __init__(
+        self, scheduler: Scheduler, store: Store | None, clock=time.time, warn_before=600
+    ):
         self.scheduler = scheduler
         self.store = store
         self.clock = clock
+        #: seconds before a reclaim from which the lease carries a warning
+        self.warn_before = warn_before
+        #: last known GPU utilisation (percent) by device UUID, with NVML
+        self.utilisation: dict[str, int] = {}
+        #: requests their users withdrew: id -> "cancel" or "cpu" (for the waiting spawn)
+        self.withdrawn: dict[str, str] = {}
         #: running servers of GPU profiles that hold no lease (found by the checks)
         self.unleased: list[dict] = []
         self.registry = CollectorRegistry()
@@ -72,6 +84,15 @@ class State:
         if self.store is not None:
             self.store.save(self.scheduler)
         return step
+
+    def show_lease(self, lease, now: float) -> dict:
+        return lease_model(lease, self.scheduler, now, self.utilisation, self.warn_before)
+
+    def withdraw(self, request_id: str, action: str) -> None:
+        """The user stops waiting: to cancel the start, or to start without GPUs."""
+        if self.scheduler.cancel(request_id):
+            self.withdrawn[request_id] = action
+            self.saved()
 
     def release(self, lease_id: str):
         """Give back a lease's GPUs (and hand them on), recording how long it was held."""
@@ -125,44 +146,6 @@ class BaseHandler(HubAuthenticated, web.RequestHandler):
         self.finish(json.dumps(data))
 
 
-def lease_model(lease, scheduler: Scheduler, now: float) -> dict:
-    return {
-        "id": lease.id,
-        "user": lease.user,
-        "server": lease.request.server,
-        "devices": [
-            {"uuid": u, "model": scheduler.devices[u].model, "index": scheduler.devices[u].index}
-            for u in lease.devices
-        ],
-        "granted_at": lease.granted_at,
-        "idle_s": max(0.0, now - lease.last_active),
-        "borrowed": lease.borrowed,
-        "reclaiming": lease.id in scheduler.reclaiming,
-    }
-
-
-def wait_model(request, scheduler: Scheduler, now: float) -> dict:
-    return {
-        "id": request.id,
-        "user": request.user,
-        "server": request.server,
-        "count": request.count,
-        "model": request.model,
-        "position": scheduler.position(request.id),
-        "eta_s": round(scheduler.eta(request.id, now)),
-    }
-
-
-def capacity_model(s: Scheduler, name: str, groups) -> dict:
-    models: dict[str, dict] = {}
-    free = {d.uuid for d in s.free_devices()}
-    for device in s.devices.values():
-        entry = models.setdefault(device.model, {"total": 0, "free": 0})
-        entry["total"] += 1
-        entry["free"] += device.uuid in free
-    return {"models": models, "quota": s.quota(groups), "used": s.held_by(name)}
-
-
 class CapacityHandler(BaseHandler):
     def get(self):
         user = self.user()
@@ -175,7 +158,9 @@ class MeHandler(BaseHandler):
         s, now = self.state.scheduler, self.state.clock()
         self.send(
             {
-                "leases": [lease_model(x, s, now) for x in s.leases.values() if x.user == name],
+                "leases": [
+                    self.state.show_lease(x, now) for x in s.leases.values() if x.user == name
+                ],
                 "waiting": [wait_model(r, s, now) for r in s.waiting() if r.user == name],
             }
         )
@@ -214,7 +199,9 @@ class RequestsHandler(BaseHandler):
             self.state.saved(s.submit(request, now))
         except RequestError as e:
             raise web.HTTPError(400, str(e)) from None
-        self.send(request_status(s, request.id, now), 201 if request.id in s.leases else 202)
+        self.send(
+            request_status(self.state, request.id, now), 201 if request.id in s.leases else 202
+        )
 
     def delete(self, server):
         self.give_back(self.user()["name"], server)
@@ -223,9 +210,11 @@ class RequestsHandler(BaseHandler):
         s = self.state.scheduler
         for request in list(s.queue.values()):
             if (request.user, request.server) == (name, server):
-                s.cancel(request.id)
-                self.state.saved()
-                return self.send({"cancelled": request.id})
+                then = self.get_argument("then", "cancel")
+                if then not in ("cancel", "cpu"):
+                    raise web.HTTPError(400, "then must be cancel or cpu")
+                self.state.withdraw(request.id, then)
+                return self.send({"cancelled": request.id, "then": then})
         for lease in list(s.leases.values()):
             if (lease.user, lease.request.server) == (name, server):
                 self.state.release(lease.id)
@@ -233,11 +222,17 @@ class RequestsHandler(BaseHandler):
         raise web.HTTPError(404, f"server {server!r} of {name} holds no GPUs and waits for none")
 
 
-def request_status(s: Scheduler, request_id: str, now: float) -> dict:
+def request_status(state: State, request_id: str, now: float, consume=False) -> dict:
+    """The lease, the place in the queue, or what the user chose instead of waiting
+    (``consume``: forget that choice once told, as the waiting spawn reads it)."""
+    s = state.scheduler
     if request_id in s.leases:
-        return {"lease": lease_model(s.leases[request_id], s, now)}
+        return {"lease": state.show_lease(s.leases[request_id], now)}
     if request_id in s.queue:
         return {"waiting": wait_model(s.queue[request_id], s, now)}
+    if request_id in state.withdrawn:
+        action = state.withdrawn.pop(request_id) if consume else state.withdrawn[request_id]
+        return {"withdrawn": action}
     raise web.HTTPError(404, f"no request {request_id!r}")
 
 
@@ -268,7 +263,7 @@ class HubClientHandler(RequestsHandler):
 
     def get(self, request_id):
         self.user()
-        self.send(request_status(self.state.scheduler, request_id, self.state.clock()))
+        self.send(request_status(self.state, request_id, self.state.clock(), consume=True))
 
     def delete(self, name, server=""):
         self.user()
@@ -291,7 +286,7 @@ class AdminStateHandler(BaseHandler):
         s, now = self.state.scheduler, self.state.clock()
         self.send(
             {
-                "leases": [lease_model(x, s, now) for x in s.leases.values()],
+                "leases": [self.state.show_lease(x, now) for x in s.leases.values()],
                 "waiting": [wait_model(r, s, now) for r in s.waiting()],
                 "quotas": s.quotas,
                 "default_quota": s.default_quota,
@@ -357,24 +352,37 @@ class MetricsHandler(BaseHandler):
         self.finish(generate_latest(registry) + generate_latest(self.state.registry))
 
 
-def make_app(state: State, prefix: str, hub_auth: HubAuth) -> web.Application:
+def make_app(state: State, prefix: str, hub_auth: HubAuth, oauth=None) -> web.Application:
+    """The JSON API (token auth) and, with ``oauth``, the browser pages.
+
+    ``oauth`` must be ``HubOAuth.instance()``: the OAuth callback handler uses that one."""
     kw = {"state": state, "hub_auth": hub_auth}
-    return web.Application(
-        [
-            (prefix + "api/capacity", CapacityHandler, kw),
-            (prefix + "api/me", MeHandler, kw),
-            (prefix + "api/requests", RequestsHandler, kw),
-            (prefix + r"api/requests/([^/]*)", RequestsHandler, kw),
-            (prefix + "api/hub/capacity", HubCapacityHandler, kw),
-            (prefix + "api/hub/requests", HubClientHandler, kw),
-            (prefix + r"api/hub/requests/([^/]+)", HubClientHandler, kw),
-            (prefix + r"api/hub/servers/([^/]+)/([^/]*)", HubClientHandler, kw),
-            (prefix + "api/admin/state", AdminStateHandler, kw),
-            (prefix + r"api/admin/leases/([^/]+)/reclaim", AdminReclaimHandler, kw),
-            (prefix + "api/admin/quotas", AdminQuotasHandler, kw),
-            (prefix + "metrics", MetricsHandler, kw),
+    handlers = [
+        (prefix + "api/capacity", CapacityHandler, kw),
+        (prefix + "api/me", MeHandler, kw),
+        (prefix + "api/requests", RequestsHandler, kw),
+        (prefix + r"api/requests/([^/]*)", RequestsHandler, kw),
+        (prefix + "api/hub/capacity", HubCapacityHandler, kw),
+        (prefix + "api/hub/requests", HubClientHandler, kw),
+        (prefix + r"api/hub/requests/([^/]+)", HubClientHandler, kw),
+        (prefix + r"api/hub/servers/([^/]+)/([^/]*)", HubClientHandler, kw),
+        (prefix + "api/admin/state", AdminStateHandler, kw),
+        (prefix + r"api/admin/leases/([^/]+)/reclaim", AdminReclaimHandler, kw),
+        (prefix + "api/admin/quotas", AdminQuotasHandler, kw),
+        (prefix + "metrics", MetricsHandler, kw),
+    ]
+    settings = {}
+    if oauth is not None:
+        hub_url = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
+        page = {"state": state, "hub_auth": oauth, "hub_url": hub_url}
+        handlers += [
+            (prefix, pages.IndexPage, page),
+            (prefix + r"leases/([^/]+)/reclaim", pages.ReclaimPage, page),
+            (prefix + r"wait/([^/]*)", pages.WaitPage, page),
+            (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ]
-    )
+        settings["cookie_secret"] = os.urandom(32)
+    return web.Application(handlers, **settings)
 
 
 def scheduler_from_config(cfg: dict) -> Scheduler:
@@ -390,10 +398,10 @@ def main() -> None:
     scheduler = scheduler_from_config(cfg)
     store = Store(os.environ["DLHUB_GPU_DB_URL"])
     store.load(scheduler)
-    state = State(scheduler, store)
+    state = State(scheduler, store, warn_before=cfg["gpus"]["warn_before"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-scheduler/")
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app = make_app(state, prefix, HubAuth(cache_max_age=60))
+    app = make_app(state, prefix, HubAuth(cache_max_age=60), HubOAuth.instance(cache_max_age=60))
     app.listen(url.port, url.hostname)
     api_url = os.environ["JUPYTERHUB_API_URL"]
     token = os.environ["JUPYTERHUB_API_TOKEN"]

@@ -57,7 +57,9 @@ def test_capacity_and_quota(api, tokens):
 def test_third_user_waits_with_position_then_gets_the_gpu(api, tokens):
     r = api(tokens["alice"], "POST", "/requests", json={"server": ""})
     assert r.status_code == 201
-    assert r.json()["lease"]["devices"] == [{"uuid": "GPU-0", "model": "A100", "index": 0}]
+    assert r.json()["lease"]["devices"] == [
+        {"uuid": "GPU-0", "model": "A100", "index": 0, "utilisation": None}
+    ]
     assert api(tokens["bob"], "POST", "/requests", json={}).status_code == 201
     r = api(tokens["carol"], "POST", "/requests", json={"count": 1})
     assert r.status_code == 202

@@ -1,0 +1,62 @@
+"""What the API and the pages show of the scheduler's state: plain dicts, no I/O."""
+
+from __future__ import annotations
+
+from .policy import Scheduler
+
+
+def lease_model(
+    lease, scheduler: Scheduler, now: float, utilisation: dict | None = None, warn_before=0
+) -> dict:
+    """A lease as the API shows it.
+
+    ``utilisation``: the last known utilisation per device UUID (NVML), percent.
+    ``reclaim_at``/``reclaim_reason``: when and why the lease will be taken back if
+    nothing changes; ``warning`` is true from ``warn_before`` seconds before that.
+    """
+    utilisation = utilisation or {}
+    due = lease.reclaim_at()
+    return {
+        "id": lease.id,
+        "user": lease.user,
+        "server": lease.request.server,
+        "devices": [
+            {
+                "uuid": u,
+                "model": scheduler.devices[u].model,
+                "index": scheduler.devices[u].index,
+                "utilisation": utilisation.get(u),
+            }
+            for u in lease.devices
+        ],
+        "granted_at": lease.granted_at,
+        "idle_s": max(0.0, now - lease.last_active),
+        "borrowed": lease.borrowed,
+        "reclaiming": lease.id in scheduler.reclaiming,
+        "reclaim_at": due[0] if due else None,
+        "reclaim_reason": due[1] if due else None,
+        "warning": bool(due) and now >= due[0] - warn_before,
+    }
+
+
+def wait_model(request, scheduler: Scheduler, now: float) -> dict:
+    return {
+        "id": request.id,
+        "user": request.user,
+        "server": request.server,
+        "count": request.count,
+        "model": request.model,
+        "submitted_at": request.submitted_at,
+        "position": scheduler.position(request.id),
+        "eta_s": round(scheduler.eta(request.id, now)),
+    }
+
+
+def capacity_model(s: Scheduler, name: str, groups) -> dict:
+    models: dict[str, dict] = {}
+    free = {d.uuid for d in s.free_devices()}
+    for device in s.devices.values():
+        entry = models.setdefault(device.model, {"total": 0, "free": 0})
+        entry["total"] += 1
+        entry["free"] += device.uuid in free
+    return {"models": models, "quota": s.quota(groups), "used": s.held_by(name)}
