@@ -23,7 +23,7 @@ CONFIG_ENV = "DLHUB_CONFIG"
 
 #: Backends that this version can run. The schema names the others so that a
 #: config written for them gets a clear "not yet" instead of "unknown value".
-AVAILABLE_BACKENDS = ("local", "docker")
+AVAILABLE_BACKENDS = ("local", "docker", "kubernetes")
 
 BUILTIN = "<built-in defaults>"
 
@@ -174,6 +174,42 @@ def _check_semantics(cfg: dict, source: str) -> None:
             f"profiles[{defaults[1]}].default",
             "only one profile can be the default",
         )
+    if gpus["enabled"] and gpus["inventory"] == "kubernetes" and cfg["backend"] != "kubernetes":
+        raise ConfigError(
+            source,
+            "gpus.inventory",
+            "inventory: kubernetes needs backend: kubernetes; allowed here: declared, nvml",
+        )
+    groups = [v["group"] for v in cfg["volumes"]["groups"]]
+    for i, group in enumerate(groups):
+        if group in groups[:i]:
+            raise ConfigError(
+                source,
+                f"volumes.groups[{i}].group",
+                f"group {group!r} already has a volume; one volume per group",
+            )
+    mounts = {}
+    for key, mount in volume_mounts(cfg):
+        if mount in mounts:
+            raise ConfigError(
+                source, f"{key}.mount", f"{mount!r} is already the mount of {mounts[mount]}"
+            )
+        if ".." in mount.split("/"):
+            raise ConfigError(source, f"{key}.mount", "a mount path cannot contain '..'")
+        mounts[mount] = key
+
+
+def volume_mounts(cfg: dict) -> list[tuple[str, str]]:
+    """(config key, mount path) of every declared volume; a group's default is filled in."""
+    volumes = cfg["volumes"]
+    out = [
+        (f"volumes.{name}", volumes[name]["mount"])
+        for name in ("datasets", "shared")
+        if volumes[name]["enabled"]
+    ]
+    for i, v in enumerate(volumes["groups"]):
+        out.append((f"volumes.groups[{i}]", v["mount"] or f"groups/{v['group']}"))
+    return out
 
 
 def validate(raw: Any, source: str = BUILTIN) -> dict:

@@ -120,9 +120,13 @@ class Scheduler:
         self.queue[request.id] = request
         return self.schedule(now)
 
-    def cancel(self, request_id: str) -> bool:
-        """Drop a waiting request; False if it was not waiting."""
-        return self.queue.pop(request_id, None) is not None
+    def cancel(self, request_id: str, now: float) -> Step | None:
+        """Drop a waiting request and run a scheduling pass (the requests behind it may
+        now be granted, or have borrowed GPUs taken back for them); None if it was not
+        waiting."""
+        if self.queue.pop(request_id, None) is None:
+            return None
+        return self.schedule(now)
 
     def release(self, lease_id: str, now: float) -> Step:
         """A server stopped: free its GPUs and hand them on."""

@@ -90,9 +90,10 @@ class State:
 
     def withdraw(self, request_id: str, action: str) -> None:
         """The user stops waiting: to cancel the start, or to start without GPUs."""
-        if self.scheduler.cancel(request_id):
+        step = self.scheduler.cancel(request_id, self.clock())
+        if step is not None:
             self.withdrawn[request_id] = action
-            self.saved()
+            self.saved(step)
 
     def release(self, lease_id: str):
         """Give back a lease's GPUs (and hand them on), recording how long it was held."""

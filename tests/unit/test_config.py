@@ -54,6 +54,7 @@ def test_partial_profile_gets_defaults(tmp_path):
             "gpu_idle_timeout": 1800,
             "max_lifetime": 0,
             "image": None,
+            "groups": [],
             "default": False,
         }
     ]
@@ -148,12 +149,32 @@ def test_bad_enum(tmp_path):
     )
 
 
-def test_backend_not_available_yet(tmp_path):
-    path = write(tmp_path, "backend: kubernetes\n")
+def test_kubernetes_inventory_needs_the_kubernetes_backend(tmp_path):
+    path = write(tmp_path, "gpus:\n  enabled: true\n  inventory: kubernetes\n")
     assert load_error(path) == (
-        f"invalid dlhub config {path}: backend: backend 'kubernetes' is not available in this "
-        "version of dlhub; allowed now: local, docker"
+        f"invalid dlhub config {path}: gpus.inventory: inventory: kubernetes needs "
+        "backend: kubernetes; allowed here: declared, nvml"
     )
+
+
+def test_volume_mounts_must_differ(tmp_path):
+    path = write(tmp_path, "volumes:\n  shared: {mount: data}\n  datasets: {mount: data}\n")
+    assert load_error(path) == (
+        f"invalid dlhub config {path}: volumes.shared.mount: 'data' is already the mount "
+        "of volumes.datasets"
+    )
+    path = write(tmp_path, "volumes:\n  groups: [{group: a}, {group: a, mount: x}]\n")
+    assert "one volume per group" in load_error(path)
+    path = write(tmp_path, "volumes:\n  groups: [{group: a, mount: ../../etc}]\n")
+    assert "cannot contain '..'" in load_error(path)
+
+
+def test_group_volume_defaults(tmp_path):
+    cfg = load_platform_config(write(tmp_path, "volumes:\n  groups: [{group: physics}]\n"))
+    assert cfg["volumes"]["groups"] == [
+        {"group": "physics", "mount": "", "others": "none", "source": ""}
+    ]
+    assert cfg["volumes"]["datasets"] == {"enabled": True, "mount": "datasets", "source": ""}
 
 
 def test_bad_pattern(tmp_path):

@@ -219,7 +219,8 @@ class SchedulerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.s.queue)
     @rule(data=st.data())
     def cancel(self, data):
-        self.s.cancel(data.draw(st.sampled_from(sorted(self.s.queue))))
+        self.now += 1
+        self.apply(self.s.cancel(data.draw(st.sampled_from(sorted(self.s.queue))), self.now))
 
     @invariant()
     def no_device_in_two_leases(self):
