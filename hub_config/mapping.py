@@ -17,6 +17,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 SPAWNER_CLASSES = {
     "local": "hub_config.spawners.LocalSpawner",
     "docker": "hub_config.spawners.DockerSpawner",
+    "kubernetes": "hub_config.kubernetes.KubernetesSpawner",
 }
 
 #: Name template of the docker backend's home volumes ({username} is escaped by the spawner).
@@ -215,6 +216,11 @@ def traits_for(
         }
     elif cfg["backend"] == "docker":
         for section, values in docker_traits(cfg, docker_gateway, profiles).items():
+            traits.setdefault(section, {}).update(values)
+    elif cfg["backend"] == "kubernetes":
+        from .kubernetes import kubernetes_traits
+
+        for section, values in kubernetes_traits(cfg, environ, profiles).items():
             traits.setdefault(section, {}).update(values)
     return traits
 
