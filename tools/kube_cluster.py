@@ -762,6 +762,29 @@ class Cluster:
             time.sleep(0.2)
         raise ClusterError(f"namespace {name} got no default ServiceAccount in {timeout:.0f} s")
 
+    def namespace_containers(self, name: str) -> list[str]:
+        """Ids of the running Docker containers of the pods in namespace `name`."""
+        result = run(
+            ["docker", "ps", "-q", "--filter", f"label=io.kubernetes.pod.namespace={name}"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.split()
+
+    def delete_namespace(self, name: str, timeout: float = 60) -> None:
+        """Delete a namespace; return once its pods' containers are stopped.
+
+        The namespace object itself goes a little later (the namespace controller and the
+        kubelet confirm the pods' deletion on their own schedules, about half a minute).
+        """
+        self.kubectl("delete", "namespace", name, "--wait=false", check=False)
+        deadline = time.monotonic() + timeout
+        while self.namespace_containers(name):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"containers of namespace {name} still run after {timeout} s")
+            time.sleep(0.25)
+
     def node(self) -> dict:
         return self.get("node", NODE_NAME)
 
@@ -954,30 +977,45 @@ class Cluster:
         ]
 
     def _kubelet_args(self, s: dict) -> list[str]:
+        # no clusterDNS: there is no DNS image to run (pods connect by IP)
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "cgroupDriver": "cgroupfs",
+            "failSwapOn": False,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(self.pki / "ca.crt")},
+            },
+            "authorization": {"mode": "Webhook"},
+            "readOnlyPort": 0,
+            "port": s["kubelet_port"],
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": s["kubelet_healthz_port"],
+            "clusterDomain": CLUSTER_DOMAIN,
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+            },
+            # never garbage-collect images: the engine's images are not only the cluster's
+            "imageGCHighThresholdPercent": 100,
+            "oomScoreAdj": 0,  # a negative one needs CAP_SYS_RESOURCE
+            "volumePluginDir": str(self.state / "kubelet-plugins"),
+        }
+        path = self.state / "kubelet-config.json"
+        path.write_text(json.dumps(config, indent=2) + "\n")
         return [
+            f"--config={path}",
             f"--kubeconfig={self.state / 'kubelet.kubeconfig'}",
             "--container-runtime=docker",
             f"--pod-infra-container-image={PAUSE_IMAGE}",
-            "--cgroup-driver=cgroupfs",
-            "--fail-swap-on=false",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
             f"--root-dir={self.kubelet_dir}",
             f"--cert-dir={self.state / 'kubelet-pki'}",
             f"--experimental-dockershim-root-directory={self.state / 'dockershim'}",
-            f"--volume-plugin-dir={self.state / 'kubelet-plugins'}",
-            f"--client-ca-file={self.pki / 'ca.crt'}",
-            "--anonymous-auth=false",
-            "--authorization-mode=Webhook",
-            "--read-only-port=0",
-            f"--port={s['kubelet_port']}",
-            "--healthz-bind-address=127.0.0.1",
-            f"--healthz-port={s['kubelet_healthz_port']}",
-            f"--cluster-domain={CLUSTER_DOMAIN}",
-            "--eviction-hard=memory.available<100Mi,nodefs.available<1%,imagefs.available<1%",
-            # never garbage-collect images: the engine's images are not only the cluster's
-            "--image-gc-high-threshold=100",
-            "--oom-score-adj=0",
         ]
 
     def _proxy_args(self, s: dict) -> list[str]:

@@ -5,8 +5,9 @@
   end of the session only if this session started it. It needs root, the Docker engine and
   Debian's apt mirror (for the build); when one is missing it is a loud skip locally and a
   failure with ``CI`` set (``hubtest.part_missing``).
-- ``k8s_namespace``: a fresh namespace (with its default ServiceAccount) for one test,
-  deleted afterwards.
+- ``k8s_namespace``: the name of a fresh namespace (with its default ServiceAccount) for
+  one test; deleted afterwards (the teardown waits until its pods' containers are stopped,
+  not for the API's finalization, which takes about half a minute).
 - ``require_images``: a function ``require_images(*names)`` that returns the names when the
   Docker engine (which the kubelet uses) has those images, else calls ``part_missing``.
   Pods use them with ``imagePullPolicy: Never``: there is no registry.
@@ -68,7 +69,7 @@ def k8s_namespace(kube_cluster, request):
     kube_cluster.create_namespace(name)
     request.node.k8s_namespace = name
     yield name
-    kube_cluster.kubectl("delete", "namespace", name, "--timeout=120s", check=False, timeout=150)
+    kube_cluster.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")
