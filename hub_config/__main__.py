@@ -1,8 +1,10 @@
-"""The ``dlhub`` command: check the platform config, print its reference, run the hub.
+"""The ``dlhub`` command: check the platform config, run the hub, manage its users.
 
 python -m hub_config check [FILE]    validate a config, print the effective one
 python -m hub_config up              validate, say where to log in, run the hub
 python -m hub_config docs            print the config reference (Markdown)
+python -m hub_config roster import FILE   make the hub's users match a CSV roster
+python -m hub_config roster export        write all users as a roster
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from importlib import resources
 
 import yaml
 
-from . import mapping
+from . import mapping, roster
 from .config import CONFIG_ENV, ConfigError, load_platform_config
 from .reference import render_reference
 
@@ -74,6 +76,18 @@ def cmd_docs(args) -> int:
     return 0
 
 
+def _hub(args) -> str:
+    return args.hub or _load(args.config)["hub"]["bind_url"]
+
+
+def cmd_roster_import(args) -> int:
+    return roster.run_import(args.file, _hub(args), dry_run=args.dry_run)
+
+
+def cmd_roster_export(args) -> int:
+    return roster.run_export(_hub(args), args.output)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlhub", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +100,23 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("docs", help="print the config reference as Markdown")
     p.set_defaults(func=cmd_docs)
+    p = sub.add_parser(
+        "roster",
+        help="create users, admins and groups from a CSV roster, or export one",
+        description=f"The admin's API token is read from ${roster.TOKEN_ENVS[0]} "
+        f"(or ${roster.TOKEN_ENVS[1]}); make one at <hub>/hub/token.",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("import", help="make the hub's users match a roster")
+    a.add_argument("file", help="CSV file: username,groups,admin ('-' for stdin)")
+    a.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    a.set_defaults(func=cmd_roster_import)
+    e = actions.add_parser("export", help="write all users as a roster")
+    e.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    e.set_defaults(func=cmd_roster_export)
+    for q in (a, e):
+        q.add_argument("--hub", metavar="URL", help="hub address (default: hub.bind_url)")
+        q.add_argument("--config", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")
     args = parser.parse_args(argv)
     return args.func(args)
 

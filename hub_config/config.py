@@ -196,6 +196,13 @@ def _check_semantics(cfg: dict, source: str) -> None:
             )
         if ".." in mount.split("/"):
             raise ConfigError(source, f"{key}.mount", "a mount path cannot contain '..'")
+        if cfg["backend"] == "local" and mount.startswith("/"):
+            raise ConfigError(
+                source,
+                f"{key}.mount",
+                "the local backend links volumes into each user's directory: "
+                "give a path relative to it",
+            )
         mounts[mount] = key
 
 

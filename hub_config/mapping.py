@@ -204,6 +204,7 @@ def traits_for(
             "poll_interval": hub["poll_interval"],
         },
         "GpuMixin": gpu_spawner_traits(cfg, gpu_secret, gpu_host),
+        "VolumesMixin": {"volumes_config": cfg["volumes"]},
     }
     if cfg["gpus"]["enabled"]:
         traits["Spawner"]["server_token_scopes"] = list(SERVER_TOKEN_SCOPES)
@@ -213,6 +214,7 @@ def traits_for(
             "profiles": profiles,
             "user_env_prefix": user_env(cfg, environ, hub_prefix),
             "users_dir": str(data_dir / "users"),
+            "volumes_dir": str(data_dir / "volumes"),
         }
     elif cfg["backend"] == "docker":
         for section, values in docker_traits(cfg, docker_gateway, profiles).items():
@@ -246,7 +248,9 @@ def docker_traits(cfg: dict, gateway: str | None, profiles: list[dict]) -> dict[
             "remove": True,
             "prefix": docker["name_prefix"],
             "name_template": "{prefix}-{username}",
-            "volumes": {HOME_VOLUME.format(prefix=docker["name_prefix"]): docker["home_mount"]},
+            "home_volumes": {
+                HOME_VOLUME.format(prefix=docker["name_prefix"]): docker["home_mount"]
+            },
             "notebook_dir": docker["home_mount"],
         },
     }

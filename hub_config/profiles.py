@@ -22,12 +22,20 @@ def default_profile(profiles: list[dict]) -> dict:
     return profiles[0]
 
 
+def visible(profiles: list[dict], groups) -> list[dict]:
+    """The profiles a user in ``groups`` may see and start (``groups`` empty: everyone)."""
+    groups = set(groups)
+    return [p for p in profiles if not p.get("groups") or groups & set(p["groups"])]
+
+
 def choose(profiles: list[dict], user_options: dict | None) -> dict:
     """The profile named by ``user_options["profile"]``, or the default one.
 
     Raises :class:`ProfileError` naming the allowed choices for anything else.
     """
     user_options = user_options or {}
+    if not profiles:
+        raise ProfileError("no profile is available to you; ask an admin to add you to a group")
     unknown = sorted(set(user_options) - {"profile"})
     if unknown:
         raise ProfileError(

@@ -11,7 +11,7 @@ from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
-from . import profiles
+from . import profiles, volumes
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
@@ -35,12 +35,17 @@ class ProfilesMixin(Configurable):
     def _default_options_form(self):
         return self._render_options_form
 
+    def visible_profiles(self) -> list[dict]:
+        """The profiles this user may see and start (by their JupyterHub groups now)."""
+        return profiles.visible(self.profiles, [g.name for g in self.user.groups])
+
     async def _render_options_form(self, spawner):
         previous = (spawner.user_options or {}).get("profile")
+        mine = self.visible_profiles()
         capacity = None
-        if any(p.get("gpus") for p in self.profiles) and hasattr(self, "gpu_capacity"):
+        if any(p.get("gpus") for p in mine) and hasattr(self, "gpu_capacity"):
             capacity = await self.gpu_capacity()
-        return profiles.render_form(self.profiles, previous, capacity)
+        return profiles.render_form(mine, previous, capacity)
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -52,7 +57,7 @@ class ProfilesMixin(Configurable):
 
     def _apply_profile(self, spawner, user_options):
         try:
-            profile = profiles.choose(self.profiles, user_options)
+            profile = profiles.choose(self.visible_profiles(), user_options)
         except profiles.ProfileError as e:
             raise web.HTTPError(400, str(e)) from None
         self.profile = profile
@@ -66,6 +71,17 @@ class ProfilesMixin(Configurable):
         """Backend-specific settings of a profile; the limits are already applied."""
 
 
+class VolumesMixin(Configurable):
+    """The platform's shared volumes, chosen at each start from the user's groups."""
+
+    volumes_config = Dict(config=True, help="The platform config's `volumes` section (validated).")
+
+    def user_mounts(self) -> list[volumes.Mount]:
+        if not self.volumes_config:
+            return []
+        return volumes.for_user(self.volumes_config, [g.name for g in self.user.groups])
+
+
 class ListeningMixin:
     """Return from ``start`` only once the server listens (see :mod:`.readiness`)."""
 
@@ -75,7 +91,9 @@ class ListeningMixin:
         return ip, port
 
 
-class LocalSpawner(ProfilesMixin, GpuMixin, ListeningMixin, SimpleLocalProcessSpawner):
+class LocalSpawner(
+    ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, SimpleLocalProcessSpawner
+):
     """User servers as local processes from dlhub's user environment.
 
     Each user works in ``users_dir/<escaped username>``, created mode 0700.
@@ -89,6 +107,11 @@ class LocalSpawner(ProfilesMixin, GpuMixin, ListeningMixin, SimpleLocalProcessSp
     users_dir = Unicode(
         config=True,
         help="Directory holding one working directory per user.",
+    )
+    volumes_dir = Unicode(
+        config=True,
+        help="""Directory holding dlhub's own shared volumes (`datasets`, `shared`,
+        `group-<group>`), linked into each user's directory by their groups.""",
     )
     starter_dir = Unicode(
         config=True,
@@ -123,10 +146,39 @@ class LocalSpawner(ProfilesMixin, GpuMixin, ListeningMixin, SimpleLocalProcessSp
         copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
         if copied:
             self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
+        self.link_volumes()
         return await super().start()
 
+    def link_volumes(self) -> None:
+        """Link this user's shared volumes into their directory; unlink group volumes of
+        groups they left. (Every local server runs as the same system user: read-only is
+        a file mode here, not enforced; the docker backend enforces it.)"""
+        if not self.volumes_config:
+            return
+        home = Path(self.home_dir)
+        mine = self.user_mounts()
+        for mount in volumes.declared(self.volumes_config):
+            link = home / mount.target
+            if link.is_symlink() and mount.target not in {m.target for m in mine}:
+                link.unlink()
+        for mount in mine:
+            target = Path(mount.source or os.path.join(self.volumes_dir, mount.name))
+            target.mkdir(parents=True, exist_ok=True)
+            if mount.read_only and not mount.source:
+                target.chmod(0o555)
+            link = home / mount.target
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink():
+                if link.resolve() == target.resolve():
+                    continue
+                link.unlink()
+            elif link.exists():
+                self.log.warning("Not linking %s for %s: the path exists", link, self._log_name)
+                continue
+            link.symlink_to(target, target_is_directory=True)
 
-class DockerSpawner(ProfilesMixin, GpuMixin, ListeningMixin, _DockerSpawner):
+
+class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _DockerSpawner):
     """User servers as containers: one per user, from the image of the chosen profile.
 
     Container and volume names use :func:`hub_config.naming.safe_slug`; the names are
@@ -136,6 +188,52 @@ class DockerSpawner(ProfilesMixin, GpuMixin, ListeningMixin, _DockerSpawner):
     default_image = Unicode(
         config=True, help="Image for profiles that name none (platform config `docker.image`)."
     )
+    home_volumes = Dict(
+        config=True,
+        help="""The user's own volumes ({volume name template: path}); each start mounts
+        these plus the shared volumes of the user's groups, and nothing else.""",
+    )
+    volume_owner = Unicode(
+        "1000:100",
+        config=True,
+        help="uid:gid that must own the root of a writable shared volume (the image's user).",
+    )
+    _prepared = set()  # writable shared volumes whose owner was set, by this hub process
+
+    async def start(self):
+        mounts = self.user_mounts()
+        for mount in mounts:
+            if not mount.read_only and not mount.source:
+                await self._prepare_volume(volumes.docker_volume(mount, self.prefix))
+        binds = volumes.docker_binds(mounts, self.prefix, self.notebook_dir)
+        self.volumes = {**self.home_volumes, **binds}
+        return await super().start()
+
+    async def _prepare_volume(self, name: str) -> None:
+        """Create a writable shared volume and give its root to the image's user, once."""
+        if name in DockerSpawner._prepared:
+            return
+        await self.docker("create_volume", name=name, labels={"dlhub.volume": name})
+        host_config = await self.docker(
+            "create_host_config", binds=[f"{name}:/volume"], network_mode="none"
+        )
+        container = await self.docker(
+            "create_container",
+            image=self.image,
+            command=["chown", self.volume_owner, "/volume"],
+            user="0",
+            entrypoint=[],
+            host_config=host_config,
+            labels={"dlhub.volume-setup": name},
+        )
+        try:
+            await self.docker("start", container["Id"])
+            result = await self.docker("wait", container["Id"])
+        finally:
+            await self.docker("remove_container", container["Id"], force=True)
+        if result.get("StatusCode") != 0:
+            raise web.HTTPError(500, f"Setting up the shared volume {name} failed.")
+        DockerSpawner._prepared.add(name)
 
     @default("escape")
     def _default_escape(self):

@@ -107,7 +107,7 @@ def test_docker_backend():
     assert spawner["network_name"] == "team"
     assert spawner["use_internal_ip"] is True
     assert spawner["default_image"] == "dlhub/singleuser:1"
-    assert spawner["volumes"] == {"dlhub-home-{username}": "/home/jovyan"}
+    assert spawner["home_volumes"] == {"dlhub-home-{username}": "/home/jovyan"}
     assert spawner["name_template"] == "{prefix}-{username}" and spawner["prefix"] == "dlhub"
     assert [p["image"] for p in spawner["profiles"]] == [None, "dlhub/singleuser-gpu:1"]
     assert t["Spawner"]["poll_interval"] == 5
