@@ -86,7 +86,6 @@ class DlhubAuthenticator(NativeAuthenticator):
 
     approve_known_users = Bool(
         True,
-        config=True,
         help="""Approve a sign-up at once when the hub already has a user of that name.
 
         Admins create users before their owners sign up: in the admin panel, through

@@ -186,9 +186,7 @@ def parse(text: str, source: str = "roster.csv") -> list[Row]:
                 ok = False
         flag = cell["admin"].lower()
         if flag not in ADMIN_VALUES:
-            problem(
-                f"admin must be true, false, yes, no, 1, 0 or empty, not {cell['admin']!r}"
-            )
+            problem(f"admin must be true, false, yes, no, 1, 0 or empty, not {cell['admin']!r}")
             ok = False
         if ok:
             rows.append(Row(name, frozenset(groups), ADMIN_VALUES[flag], number))
