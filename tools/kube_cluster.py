@@ -819,6 +819,11 @@ class Cluster:
 
     def _start(self) -> None:
         started = time.monotonic()
+        if not port_free(0, NODE_IP):
+            raise ClusterError(
+                f"{NODE_IP} is not an address of this machine: the cluster needs the Docker "
+                "engine's default bridge docker0 at 172.17.0.1/16"
+            )
         self._cleanup()  # leftovers of a cluster that was not stopped
         for path in (self.logs, self.pids):
             path.mkdir(parents=True, exist_ok=True)
@@ -1065,7 +1070,11 @@ class Cluster:
                 capture_output=True,
                 text=True,
             ).stdout.split("\n")
-            ids = [line.split()[0] for line in listing if " k8s_" in f" {line.split(' ', 1)[-1]}"]
+            ids = [
+                fields[0]
+                for fields in (line.split(" ", 1) for line in listing if " " in line)
+                if fields[1].startswith("k8s_")
+            ]
             if ids:
                 say(f"removing {len(ids)} pod container(s)")
                 run(["docker", "rm", "-f", *ids], check=False, capture_output=True)
@@ -1116,10 +1125,9 @@ def cmd_start(args) -> int:
 
 def cmd_stop(args) -> int:
     cluster = Cluster()
-    if not cluster.running() and not cluster.settings_file.exists():
-        say("not running")
+    was_running = bool(cluster.running())
     cluster.stop()
-    say("stopped")
+    say("stopped" if was_running else "not running (cleaned up any leftovers)")
     return 0
 
 

@@ -233,3 +233,43 @@ def test_cluster_ip_service_answers_from_the_host_through_kube_proxy(
             last = e
             time.sleep(0.5)
     assert body == "served-by-pod\n", f"no answer from {cluster_ip}:80 (last error: {last})"
+
+
+API_CHECK = """
+import json, os, ssl, urllib.error, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+env = os.environ
+base = "https://%s:%s" % (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"])
+context = ssl.create_default_context(cafile=sa + "/ca.crt")
+opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+)
+print("version", json.load(opener.open(base + "/version", timeout=10))["gitVersion"])
+namespace = open(sa + "/namespace").read()
+request = urllib.request.Request(
+    base + "/api/v1/namespaces/%s/secrets" % namespace,
+    headers={"Authorization": "Bearer " + open(sa + "/token").read()},
+)
+try:
+    opener.open(request, timeout=10)
+    print("secrets", 200)
+except urllib.error.HTTPError as e:
+    print("secrets", e.code, json.load(e)["message"])
+"""
+
+
+def test_pods_reach_the_apiserver_through_the_kubernetes_service_with_their_token(
+    kube_cluster, k8s_namespace, require_images
+):
+    require_images(PYTHON_IMAGE)
+    check = pod("api", PYTHON_IMAGE, ["python3", "-c", API_CHECK])
+    kube_cluster.apply(check, namespace=k8s_namespace)
+    assert wait_for_phase(kube_cluster, k8s_namespace, "api", {"Succeeded", "Failed"}) == (
+        "Succeeded"
+    ), kube_cluster.kubectl("logs", "api", "-n", k8s_namespace, check=False).stdout
+    lines = kube_cluster.kubectl("logs", "api", "-n", k8s_namespace).stdout.splitlines()
+    # TLS to the Service address verifies against the cluster CA ...
+    assert lines[0] == "version v1.20.2"
+    # ... and the token authenticates the pod's ServiceAccount, which RBAC gives nothing
+    assert lines[1].startswith("secrets 403 ")
+    assert f"system:serviceaccount:{k8s_namespace}:default" in lines[1]
