@@ -333,11 +333,14 @@ def format_roster(current_users: Mapping[str, Account]) -> str:
     """A roster listing every user (sorted by name, groups sorted): what ``export`` writes."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # a line starting with '#' is a comment: quote such names to keep them
+    quoting = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(COLUMNS)
     for name in sorted(current_users):
         account = current_users[name]
         groups = ";".join(sorted(account.groups))
-        writer.writerow([name, groups, "true" if account.admin else "false"])
+        row = [name, groups, "true" if account.admin else "false"]
+        (quoting if name.startswith("#") else writer).writerow(row)
     return out.getvalue()
 
 
