@@ -375,7 +375,7 @@ class HubAPI:
                 **(headers or {}),
             },
         )
-        what = f"{method} {urllib.parse.unquote(path.split('?')[0])}"
+        what = f"{method} /hub/api{urllib.parse.unquote(path.split('?')[0])}"
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as reply:
                 data = reply.read()

@@ -317,6 +317,32 @@ def test_applying_a_plan_reaches_the_roster(current, wanted):
     assert final == {**current, **wanted}
 
 
+# --- the shell's pure helpers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bind, url",
+    [
+        ("http://0.0.0.0:8000", "http://127.0.0.1:8000"),
+        ("http://:8000/", "http://127.0.0.1:8000"),
+        ("http://[::]:8000/prefix/", "http://[::1]:8000/prefix"),
+        ("https://hub.example.org/", "https://hub.example.org"),
+    ],
+)
+def test_hub_url(bind, url):
+    assert roster.hub_url(bind) == url
+
+
+def test_token_only_from_the_environment():
+    hub = "http://0.0.0.0:8000"
+    assert roster.token_from_env(hub, {"JUPYTERHUB_API_TOKEN": "b"}) == "b"
+    assert roster.token_from_env(hub, {"DLHUB_API_TOKEN": "a", "JUPYTERHUB_API_TOKEN": "b"}) == "a"
+    with pytest.raises(roster.HubError) as err:
+        roster.token_from_env(hub, {})
+    assert "make one at http://127.0.0.1:8000/hub/token" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 # --- sign-up of users a roster created ---------------------------------------------------
 
 

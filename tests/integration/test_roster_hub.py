@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub_config.roster import parse
-from hubtest import new_password, token_api
+from hubtest import free_port, new_password, token_api
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +83,23 @@ def test_missing_token_is_one_line(hub, tmp_path):
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert f"make one at {hub.url}/hub/token" in done.stderr
+
+
+def test_unreachable_hub_is_one_line(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DLHUB_API_TOKEN": "secret-token-value"}
+    done = subprocess.run(
+        [str(DLHUB), "roster", "import", write(tmp_path, ROSTER), "--hub", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"dlhub roster: cannot reach the hub at {url} (GET /hub/api/user): "
+        "[Errno 111] Connection refused\n"
+    )
 
 
 def test_import_reimport_and_move(hub, token, tmp_path):
@@ -180,7 +197,7 @@ def test_refused_midway_undoes_what_was_applied(hub, admin, token, tmp_path):
         "create group lab",
     ]
     (line,) = done.stderr.splitlines()
-    assert "the hub refused POST /groups/lab: 403" in line
+    assert "the hub refused POST /hub/api/groups/lab: 403" in line
     assert line.endswith("the 3 change(s) already made were undone")
     assert state(hub, token) == before
 
