@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from tornado import ioloop, web
 
 from . import pages, reconcile
-from .inventory import declared, from_nvml, utilisation
+from .inventory import declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
 from .report import capacity_model, lease_model, wait_model
@@ -386,9 +386,19 @@ def make_app(state: State, prefix: str, hub_auth: HubAuth, oauth=None) -> web.Ap
     return web.Application(handlers, **settings)
 
 
+def devices_from_config(cfg: dict):
+    """The inventory ``gpus.inventory`` names: declared, this host's NVML, or the cluster."""
+    gpus = cfg["gpus"]
+    if gpus["inventory"] == "nvml":
+        return from_nvml()
+    if gpus["inventory"] == "kubernetes":
+        return from_kubernetes(cfg["kubernetes"]["gpu_product_label"])
+    return declared(gpus["devices"])
+
+
 def scheduler_from_config(cfg: dict) -> Scheduler:
     gpus = cfg["gpus"]
-    devices = from_nvml() if gpus["inventory"] == "nvml" else declared(gpus["devices"])
+    devices = devices_from_config(cfg)
     return Scheduler(devices, quotas=gpus["quotas"], default_quota=gpus["default_quota"])
 
 

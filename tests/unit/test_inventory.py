@@ -55,3 +55,130 @@ def test_nvml_utilisation_of_this_hosts_gpus():
     busy = utilisation([d.uuid for d in devices])
     assert set(busy) == {d.uuid for d in devices}
     assert all(0 <= v <= 100 for v in busy.values())
+
+
+# --- Kubernetes nodes ---------------------------------------------------------------------
+
+PRODUCT = "nvidia.com/gpu.product"
+
+
+def node(name, allocatable, labels=None):
+    """A Node object as GET /api/v1/nodes has it (the parts the inventory reads)."""
+    return {
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "status": {"capacity": dict(allocatable), "allocatable": dict(allocatable)},
+    }
+
+
+def test_nodes_with_gpus_and_without():
+    from gpu_scheduler.inventory import devices_from_nodes
+
+    nodes = [
+        node("gpu-b", {"cpu": "64", "nvidia.com/gpu": "2"}, {PRODUCT: "Tesla-T4"}),
+        node("cpu-1", {"cpu": "8", "memory": "32Gi"}),
+        node(
+            "gpu-a",
+            {"nvidia.com/gpu": "1"},
+            {PRODUCT: "NVIDIA-A100-SXM4-40GB", "nvidia.com/gpu.memory": "40960"},
+        ),
+        node("gpu-c", {"nvidia.com/gpu": "0"}, {PRODUCT: "Tesla-T4"}),
+    ]
+    devices = devices_from_nodes(nodes, PRODUCT)
+    assert [(d.uuid, d.model, d.memory_mib, d.index) for d in devices] == [
+        ("gpu-a/NVIDIA-A100-SXM4-40GB/0", "NVIDIA-A100-SXM4-40GB", 40960, 0),
+        ("gpu-b/Tesla-T4/0", "Tesla-T4", 0, 0),
+        ("gpu-b/Tesla-T4/1", "Tesla-T4", 0, 1),
+    ]
+
+
+def test_node_without_product_label_has_model_gpu():
+    from gpu_scheduler.inventory import devices_from_nodes
+
+    devices = devices_from_nodes([node("n1", {"nvidia.com/gpu": "1"})], PRODUCT)
+    assert [(d.uuid, d.model) for d in devices] == [("n1//0", "gpu")]
+    # another label is read when configured
+    labelled = node("n1", {"nvidia.com/gpu": "1"}, {"example.com/model": "L4"})
+    assert devices_from_nodes([labelled], "example.com/model")[0].model == "L4"
+
+
+def test_mig_resources_are_devices_of_their_profile():
+    from gpu_scheduler.inventory import devices_from_nodes
+
+    labels = {
+        PRODUCT: "A100-SXM4-40GB",
+        "nvidia.com/mig-1g.5gb.memory": "4864",
+    }
+    allocatable = {"nvidia.com/mig-1g.5gb": "2", "nvidia.com/mig-3g.20gb": "1"}
+    devices = devices_from_nodes([node("a100", allocatable, labels)], PRODUCT)
+    assert [(d.uuid, d.model, d.memory_mib, d.index) for d in devices] == [
+        ("a100/A100-SXM4-40GB/mig-1g.5gb/0", "A100-SXM4-40GB MIG 1g.5gb", 4864, 0),
+        ("a100/A100-SXM4-40GB/mig-1g.5gb/1", "A100-SXM4-40GB MIG 1g.5gb", 4864, 1),
+        ("a100/A100-SXM4-40GB/mig-3g.20gb/0", "A100-SXM4-40GB MIG 3g.20gb", 0, 0),
+    ]
+
+
+def test_odd_quantities_and_missing_status_are_no_gpus():
+    from gpu_scheduler.inventory import devices_from_nodes
+
+    odd = node("n1", {"nvidia.com/gpu": "1k"})
+    bare = {"metadata": {"name": "n2"}}
+    assert devices_from_nodes([odd, bare], PRODUCT) == []
+
+
+def test_kubeconfig_with_a_token(tmp_path):
+    import yaml
+
+    from gpu_scheduler.inventory import api_access
+
+    token_file = tmp_path / "token"
+    token_file.write_text("sa-token\n")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {"server": "https://10.0.0.1:6443/", "insecure-skip-tls-verify": True},
+            }
+        ],
+        "users": [{"name": "u", "user": {"tokenFile": "token"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    access = api_access({"KUBECONFIG": str(path)})
+    assert access.server == "https://10.0.0.1:6443"
+    assert access.token == "sa-token"
+
+
+def test_not_in_a_cluster_says_what_to_do(tmp_path):
+    from gpu_scheduler.inventory import api_access
+
+    with pytest.raises(InventoryError, match="KUBECONFIG"):
+        api_access({})
+
+
+def test_scheduler_from_config_reads_the_cluster(monkeypatch):
+    from gpu_scheduler import service
+    from gpu_scheduler.model import Device
+    from hub_config.config import validate
+
+    seen = []
+
+    def fake(label):
+        seen.append(label)
+        return [Device("n/T4/0", "T4"), Device("n/T4/1", "T4")]
+
+    monkeypatch.setattr(service, "from_kubernetes", fake)
+    cfg = validate(
+        {
+            "backend": "kubernetes",
+            "gpus": {"enabled": True, "inventory": "kubernetes"},
+            "kubernetes": {"gpu_product_label": "example.com/model"},
+        }
+    )
+    scheduler = service.scheduler_from_config(cfg)
+    assert sorted(scheduler.devices) == ["n/T4/0", "n/T4/1"]
+    assert seen == ["example.com/model"]
