@@ -1,0 +1,528 @@
+"""The hub on a real Kubernetes cluster (tools/kube_cluster.py): user servers are pods.
+
+The hub runs as a local process on the node (as ``hubtest.RunningHub`` runs it for the local
+backend) with ``backend: kubernetes`` and the environment the chart gives it, except that
+it starts its own proxy (no ``DLHUB_PROXY_API_URL``). It talks to the API server as the
+chart's hub ServiceAccount, with exactly the chart's hub Role (rendered by ``helm template``);
+user pods reach it on the docker bridge's gateway 172.17.0.1, and it reaches them by their
+pod IPs. The shared volumes are the chart's claims (``sharedStorage``), bound, like the
+users' homes, to host directories owned by the image's user (the test cluster's host-path
+provisioner makes root-owned directories and ignores ``fsGroup``).
+
+The GPU part declares two GPUs on the node (a PATCH of its status, as the NVIDIA device
+plugin would advertise them) and reads them back as the GPU scheduler does, with the
+chart's scheduler ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubtest import (
+    REPO,
+    RunningHub,
+    free_port,
+    part_missing,
+    run_code,
+    start_server,
+    stop_server,
+    token_api,
+    wait_for,
+)
+
+pytestmark = pytest.mark.k8s
+
+IMAGE = "dlhub/singleuser:0.1.0"
+SMALL_IMAGE = "dlhub-local/debian:bookworm-slim"
+RELEASE = "dlhub"  # the chart's <fullname> is then "dlhub"
+HUB_SA = f"{RELEASE}-hub"
+SCHEDULER_SA = f"{RELEASE}-gpu-scheduler"
+GROUP = "ml-team"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+HELM = REPO / ".venv" / "bin" / "helm"
+PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+NODE_GATEWAY = "172.17.0.1"  # where pods reach the host (tools/kube_cluster.NODE_IP)
+
+
+# --- the chart's objects ----------------------------------------------------------------------
+
+
+def render_chart(namespace: str, *templates: str) -> list[dict]:
+    """Objects of the chart's templates, as `helm install` into `namespace` would make them."""
+    if not HELM.exists():
+        part_missing("helm is not installed (python3 tools/helm.py install)")
+    values = {
+        "platform": {"gpus": {"enabled": True, "inventory": "kubernetes"}},
+        "sharedStorage": {
+            "enabled": True,
+            "accessModes": ["ReadWriteOnce"],
+            "datasets": {"size": "1Gi"},
+            "shared": {"size": "1Gi"},
+            "volumes": [{"name": GROUP, "size": "1Gi"}],
+        },
+    }
+    show = [arg for t in templates for arg in ("--show-only", f"templates/{t}")]
+    out = subprocess.run(
+        [str(HELM), "template", RELEASE, str(REPO / "helm" / "dlhub"), "--namespace", namespace,
+         "--values", "-", *show],
+        input=yaml.safe_dump(values), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def service_account_token(cluster, namespace: str, name: str, timeout: float = 60) -> str:
+    """The token of a ServiceAccount (Kubernetes 1.20 makes a Secret for each)."""
+
+    def secret_name():
+        account = cluster.get("serviceaccount", name, namespace)
+        return (account.get("secrets") or [{}])[0].get("name")
+
+    secret = wait_for(secret_name, timeout, what=f"a token for {name}")
+    data = cluster.get("secret", secret, namespace)["data"]
+    return base64.b64decode(data["token"]).decode()
+
+
+def token_kubeconfig(cluster, path: Path, token: str) -> Path:
+    ca = base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "test",
+                "cluster": {"server": cluster.apiserver_url, "certificate-authority-data": ca},
+            }
+        ],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def host_volume(cluster, name: str, claim: str, namespace: str, path: Path) -> dict:
+    """A PersistentVolume on a host directory, reserved for one claim (which then binds
+    to it rather than to a freshly provisioned, root-owned directory)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"dlhub-test": namespace}},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": cluster.storage_class,
+            "hostPath": {"path": str(path), "type": "Directory"},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+
+
+def can_i(cluster, namespace: str, account: str, verb: str, resource: str, ns=True) -> bool:
+    """`kubectl auth can-i` as a ServiceAccount; `resource` may name a subresource
+    (``pods/exec``)."""
+    where = ["-n", namespace] if ns else []
+    resource, _, sub = resource.partition("/")
+    subresource = [f"--subresource={sub}"] if sub else []
+    who = f"system:serviceaccount:{namespace}:{account}"
+    result = cluster.kubectl(
+        "auth", "can-i", verb, resource, *subresource, *where, "--as", who, check=False
+    )
+    return result.stdout.strip() == "yes"
+
+
+def admin_request(cluster, method: str, path: str, body, content_type: str) -> dict:
+    """A raw API call as the cluster admin (kubectl 1.20 cannot patch a status)."""
+    context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    context.load_cert_chain(cluster.pki / "admin.crt", cluster.pki / "admin.key")
+    request = urllib.request.Request(
+        cluster.apiserver_url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": content_type},
+    )
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    with opener.open(request, timeout=10) as response:
+        return json.load(response)
+
+
+# --- the hub ----------------------------------------------------------------------------------
+
+
+class KubeHub(RunningHub):
+    """A RunningHub with the chart's environment contract added."""
+
+    def __init__(self, workdir: Path, config: dict, extra_env: dict):
+        super().__init__(workdir, config)
+        self.extra_env = extra_env
+
+    def env(self) -> dict:
+        return {**super().env(), **self.extra_env}
+
+
+class Setup:
+    """What the module's tests share: the cluster, the namespace, the hub and its users."""
+
+    cluster = None
+    namespace = ""
+    hub: KubeHub | None = None
+    admin = None
+    alice = None
+    alice_token = ""
+    host_dirs: Path | None = None
+
+
+@pytest.fixture(scope="module")
+def setup(kube_cluster, require_images, tmp_path_factory):
+    require_images(IMAGE, SMALL_IMAGE)
+    if not PROXY.exists():
+        part_missing("configurable-http-proxy is not installed (make proxy)")
+    s = Setup()
+    s.cluster = cluster = kube_cluster
+    s.namespace = namespace = f"hub-{uuid.uuid4().hex[:8]}"
+    work = tmp_path_factory.mktemp("k8s-hub")
+    cluster.create_namespace(namespace)
+    objects = render_chart(
+        namespace,
+        "hub/serviceaccount.yaml",
+        "hub/rbac.yaml",
+        "gpu-scheduler/serviceaccount.yaml",
+        "gpu-scheduler/rbac.yaml",
+        "user/pvc.yaml",
+    )
+    claims = [o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    assert sorted(claims) == [
+        f"{RELEASE}-datasets",
+        f"{RELEASE}-group-{GROUP}",
+        f"{RELEASE}-shared",
+    ]
+    # host directories for the claims: datasets root-owned with a file, the rest the user's
+    s.host_dirs = dirs = work / "volumes"
+    volumes = []
+    for claim in [*claims, "home-alice"]:
+        path = dirs / claim
+        path.mkdir(parents=True)
+        if claim.endswith("-datasets"):
+            (path / "readme.txt").write_text("a dataset\n")
+        else:
+            shutil.chown(path, 1000, 100)
+            path.chmod(0o775)
+        volumes.append(host_volume(cluster, f"{namespace}-{claim}", claim, namespace, path))
+    cluster.apply(*volumes)
+    cluster.apply(*objects, namespace=namespace)
+    hub_token = service_account_token(cluster, namespace, HUB_SA)
+    kubeconfig = token_kubeconfig(cluster, work / "hub.kubeconfig", hub_token)
+    scheduler_token = service_account_token(cluster, namespace, SCHEDULER_SA)
+    token_kubeconfig(cluster, work / "scheduler.kubeconfig", scheduler_token)
+
+    hub_port = free_port()
+    config = {
+        "backend": "kubernetes",
+        "hub": {"hub_port": hub_port, "poll_interval": 2},
+        "kubernetes": {"image": IMAGE, "image_pull_policy": "IfNotPresent", "home_size": "1Gi"},
+        "volumes": {"groups": [{"group": GROUP}]},
+        "profiles": [{"name": "cpu", "cpu_limit": 1, "mem_limit": "2G", "default": True}],
+    }
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "POD_NAMESPACE": namespace,
+        "DLHUB_RELEASE": RELEASE,
+        "DLHUB_HUB_CONNECT_URL": f"http://{NODE_GATEWAY}:{hub_port}",
+    }
+    s.hub = KubeHub(work / "hub", config, env)
+    s.hub.start(timeout=90)
+    yield s
+    try:
+        s.hub.stop()
+    finally:
+        cluster.delete_namespace(namespace)
+        cluster.kubectl("delete", "clusterrole,clusterrolebinding",
+                        f"{namespace}-{SCHEDULER_SA}", "--wait=false", check=False)  # fmt: skip
+        cluster.kubectl("delete", "pv", "-l", f"dlhub-test={namespace}", "--wait=false",
+                        check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def users(setup):
+    """The admin, and alice in the group that owns a volume, each with an API token."""
+    hub = setup.hub
+    admin = hub.admin()
+    alice = hub.approved_user(admin, "alice")
+    r = admin.api("POST", f"/groups/{GROUP}")
+    assert r.status_code in (201, 409), r.text
+    r = admin.api("POST", f"/groups/{GROUP}/users", json={"users": ["alice"]})
+    assert r.status_code == 200, r.text
+    return {"admin": admin.new_token(), "alice": alice.new_token()}
+
+
+def pod(cluster, namespace: str, name: str) -> dict | None:
+    result = cluster.kubectl("get", "pod", name, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        assert "NotFound" in result.stderr, result.stderr
+        return None
+    return json.loads(result.stdout)
+
+
+def server_of(hub, token: str, user: str) -> dict | None:
+    return token_api(hub.url, token, "GET", f"/hub/api/users/{user}").json()["servers"].get("")
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_server_is_a_restricted_pod_with_its_home_and_runs_tensorflow(setup, users):
+    hub, cluster, ns = setup.hub, setup.cluster, setup.namespace
+    token = users["alice"]
+    started = time.monotonic()
+    start_server(hub.url, token, "alice", timeout=300)
+    print(f"spawn -> ready through the hub: {time.monotonic() - started:.1f} s")
+
+    manifest = pod(cluster, ns, "jupyter-alice")
+    assert manifest is not None and manifest["status"]["phase"] == "Running"
+    spec = manifest["spec"]
+    (container,) = spec["containers"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["fsGroup"] == 100
+    security = container["securityContext"]
+    assert (security["runAsUser"], security["runAsGroup"]) == (1000, 100)
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["image"] == IMAGE and container["imagePullPolicy"] == "IfNotPresent"
+    assert container["args"][:2] == ["dlhub-start", "jupyterhub-singleuser"]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": str(2 * 1024**3)}
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    labels = manifest["metadata"]["labels"]
+    assert labels["component"] == "singleuser-server"
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/home/jovyan/datasets"]["readOnly"] is True
+    assert not mounts["/home/jovyan/groups/ml-team"].get("readOnly")
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims[mounts["/home/jovyan"]["name"]] == "home-alice"
+    assert claims[mounts["/home/jovyan/groups/ml-team"]["name"]] == f"{RELEASE}-group-{GROUP}"
+    home = cluster.get("pvc", "home-alice", ns)
+    assert home["status"]["phase"] == "Bound"
+    assert home["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+    # the user reaches JupyterLab through the proxy ...
+    lab = token_api(hub.url, token, "GET", "/user/alice/lab")
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    # ... and runs TensorFlow in a kernel of the pod, as uid 1000 with no API token
+    code = "\n".join(
+        [
+            "import os, pathlib, tensorflow as tf",
+            "print(float(tf.reduce_sum(tf.constant([1.0, 2.0]))))",
+            "print(os.getuid(), os.getgid(), os.environ.get('NVIDIA_VISIBLE_DEVICES'))",
+            "print(os.path.exists('/var/run/secrets/kubernetes.io/serviceaccount'))",
+            "home = pathlib.Path.home()",
+            "(home / 'groups/ml-team/note.txt').write_text('team')",
+            "(home / 'shared/note.txt').write_text('all')",
+            "print((home / 'datasets/readme.txt').read_text().strip())",
+            "try:",
+            "    (home / 'datasets/x').write_text('no')",
+            "except OSError as e:",
+            "    print('read-only', e.errno)",
+            "print(sorted(p.name for p in home.glob('*.ipynb'))[:1])",
+        ]
+    )
+    out = run_code(hub.url, token, "alice", code, timeout=240)
+    assert out["status"] == "ok", out
+    lines = out["stdout"].splitlines()
+    assert lines[:5] == ["3.0", "1000 100 void", "False", "a dataset", "read-only 30"], lines
+    assert lines[5] != "[]", "no starter notebooks were copied into the home"
+    assert (setup.host_dirs / f"{RELEASE}-group-{GROUP}" / "note.txt").read_text() == "team"
+
+
+def test_stop_removes_the_pod_and_keeps_the_home(setup, users):
+    hub, cluster, ns = setup.hub, setup.cluster, setup.namespace
+    token = users["alice"]
+    if server_of(hub, token, "alice") is None:
+        start_server(hub.url, token, "alice", timeout=300)
+    started = time.monotonic()
+    stop_server(hub.url, token, "alice", timeout=120)
+    wait_for(lambda: pod(cluster, ns, "jupyter-alice") is None, 120, what="the pod to go")
+    print(f"stop -> pod gone: {time.monotonic() - started:.1f} s")
+    assert cluster.get("pvc", "home-alice", ns)["status"]["phase"] == "Bound"
+
+
+def test_a_pod_deleted_outside_the_hub_is_noticed(setup, users):
+    hub, cluster, ns = setup.hub, setup.cluster, setup.namespace
+    token = users["alice"]
+    if server_of(hub, token, "alice") is None:
+        start_server(hub.url, token, "alice", timeout=300)
+    cluster.kubectl("delete", "pod", "jupyter-alice", "-n", ns, "--wait=false")
+    deleted = time.monotonic()
+    # hub.poll_interval is 2 s; the pod takes its grace period to go
+    wait_for(lambda: server_of(hub, token, "alice") is None, 90, what="the hub to notice")
+    print(f"pod deleted -> server shown stopped: {time.monotonic() - deleted:.1f} s")
+    # and it starts again on the same home
+    start_server(hub.url, token, "alice", timeout=300)
+    out = run_code(hub.url, token, "alice", "print(open('groups/ml-team/note.txt').read())")
+    assert out["stdout"].strip() == "team"
+    stop_server(hub.url, token, "alice", timeout=120)
+
+
+def test_the_hubs_service_account_may_do_what_kubespawner_needs_and_no_more(setup):
+    cluster, ns = setup.cluster, setup.namespace
+    allowed = [
+        ("create", "pods"),
+        ("delete", "pods"),
+        ("get", "pods"),
+        ("list", "pods"),
+        ("watch", "pods"),
+        ("create", "persistentvolumeclaims"),
+        ("get", "persistentvolumeclaims"),
+        ("delete", "persistentvolumeclaims"),
+        ("list", "events"),
+        ("watch", "events"),
+    ]
+    forbidden = [
+        ("create", "deployments.apps"),
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("create", "services"),
+        ("update", "pods"),
+        ("patch", "pods"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("create", "pods/portforward"),
+        ("create", "serviceaccounts"),
+        ("create", "rolebindings.rbac.authorization.k8s.io"),
+        ("update", "persistentvolumeclaims"),
+    ]
+    for verb, resource in allowed:
+        assert can_i(cluster, ns, HUB_SA, verb, resource), f"hub may not {verb} {resource}"
+    for verb, resource in forbidden:
+        assert not can_i(cluster, ns, HUB_SA, verb, resource), f"hub may {verb} {resource}"
+    # nothing outside its namespace, nothing cluster-wide
+    who = f"system:serviceaccount:{ns}:{HUB_SA}"
+    for args in (("create", "pods", "-n", "default"), ("list", "nodes"), ("list", "pods", "-A")):
+        result = cluster.kubectl("auth", "can-i", *args, "--as", who, check=False)
+        assert result.stdout.strip() == "no", args
+    # the scheduler reads nodes and pods, and changes nothing
+    assert can_i(cluster, ns, SCHEDULER_SA, "list", "nodes", ns=False)
+    assert can_i(cluster, ns, SCHEDULER_SA, "watch", "pods", ns=False)
+    assert not can_i(cluster, ns, SCHEDULER_SA, "patch", "nodes", ns=False)
+    assert not can_i(cluster, ns, SCHEDULER_SA, "create", "pods")
+    assert not can_i(cluster, ns, SCHEDULER_SA, "get", "secrets")
+
+
+@pytest.fixture
+def two_gpus(setup):
+    """node1 advertises two `Tesla-T4` GPUs (as the device plugin and feature discovery
+    would), for the length of one test."""
+    cluster = setup.cluster
+    node = cluster.node_name
+    gpus = {"nvidia.com/gpu": "2"}
+    admin_request(
+        cluster,
+        "PATCH",
+        f"/api/v1/nodes/{node}/status",
+        {"status": {"capacity": gpus, "allocatable": gpus}},
+        "application/merge-patch+json",
+    )
+    cluster.kubectl("label", "node", node, f"{PRODUCT_LABEL}=Tesla-T4", "--overwrite")
+    yield node
+    cluster.kubectl("label", "node", node, f"{PRODUCT_LABEL}-", check=False)
+    remove = [
+        {"op": "remove", "path": f"/status/{field}/nvidia.com~1gpu"}
+        for field in ("capacity", "allocatable")
+    ]
+    admin_request(
+        cluster, "PATCH", f"/api/v1/nodes/{node}/status", remove, "application/json-patch+json"
+    )
+
+
+def gpu_pod(name: str, selector: dict, limits: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": {"runAsUser": 1000},
+            "nodeSelector": selector,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": SMALL_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "600"],
+                    "resources": {"limits": limits},
+                }
+            ],
+        },
+    }
+
+
+def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, monkeypatch):
+    from gpu_scheduler.inventory import InventoryError, api_access, from_kubernetes
+    from gpu_scheduler.model import Request
+    from gpu_scheduler.service import scheduler_from_config
+    from hub_config.config import validate
+    from hub_config.kubernetes import gpu_placement
+
+    cluster, ns = setup.cluster, setup.namespace
+    work = setup.host_dirs.parent
+    # what the scheduler sees, as the chart's scheduler ServiceAccount
+    monkeypatch.setenv("KUBECONFIG", str(work / "scheduler.kubeconfig"))
+    node = cluster.node()
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "2"
+    cfg = validate({"backend": "kubernetes", "gpus": {"enabled": True, "inventory": "kubernetes"}})
+    scheduler = scheduler_from_config(cfg)
+    devices = sorted(scheduler.devices.values(), key=lambda d: d.uuid)
+    assert [(d.uuid, d.model) for d in devices] == [
+        (f"{two_gpus}/Tesla-T4/0", "Tesla-T4"),
+        (f"{two_gpus}/Tesla-T4/1", "Tesla-T4"),
+    ]
+    # the hub's account may not read nodes
+    with pytest.raises(InventoryError, match="403"):
+        from_kubernetes(access=api_access({"KUBECONFIG": str(work / "hub.kubeconfig")}))
+
+    # two users get a GPU each; the third waits
+    for i, user in enumerate(["ann", "bob", "cy"]):
+        scheduler.submit(Request(f"r{i}", user, "", 1, float(i)), float(i))
+    assert sorted(scheduler.leases) == ["r0", "r1"]
+    assert list(scheduler.queue) == ["r2"]
+
+    # a pod placed as the hub places a lease's GPUs runs on the node that has them; with
+    # both taken, a third pod asking for one is not scheduled
+    for lease in ("r0", "r1"):
+        selector, limits = gpu_placement(scheduler.leases[lease].devices, PRODUCT_LABEL)
+        cluster.apply(gpu_pod(f"gpu-{lease}", selector, limits), namespace=ns)
+    for lease in ("r0", "r1"):
+        cluster.kubectl("wait", "--for=condition=Ready", f"pod/gpu-{lease}", "-n", ns,
+                        "--timeout=90s", timeout=120)  # fmt: skip
+    selector, limits = gpu_placement([f"{two_gpus}/Tesla-T4/0"], PRODUCT_LABEL)
+    cluster.apply(gpu_pod("gpu-third", selector, limits), namespace=ns)
+
+    def unschedulable():
+        status = cluster.get("pod", "gpu-third", ns)["status"]
+        for condition in status.get("conditions", []):
+            if condition["type"] == "PodScheduled" and condition["status"] == "False":
+                return condition.get("message", "")
+        return None
+
+    message = wait_for(unschedulable, 60, what="the third GPU pod to be refused")
+    assert "nvidia.com/gpu" in message
+    cluster.kubectl("delete", "pod", "gpu-r0", "gpu-r1", "gpu-third", "-n", ns, "--wait=false")
