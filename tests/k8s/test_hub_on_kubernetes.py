@@ -526,3 +526,109 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     message = wait_for(unschedulable, 60, what="the third GPU pod to be refused")
     assert "nvidia.com/gpu" in message
     cluster.kubectl("delete", "pod", "gpu-r0", "gpu-r1", "gpu-third", "-n", ns, "--wait=false")
+
+
+def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
+    """The scheduler as the chart runs it (an external service, reading the nodes as its
+    ServiceAccount) and a hub with GPU profiles: the server gets the leased GPU as an
+    `nvidia.com/gpu` limit on the node that has it, and gives it back on stop."""
+    import sys
+
+    cluster, ns = setup.cluster, setup.namespace
+    work = setup.host_dirs.parent / "gpu-hub"
+    scheduler_port, hub_port = free_port(), free_port()
+    token, secret = uuid.uuid4().hex, uuid.uuid4().hex
+    config = {
+        "backend": "kubernetes",
+        "hub": {"hub_port": hub_port, "poll_interval": 2},
+        "kubernetes": {"image": IMAGE, "home_size": "1Gi"},
+        "volumes": {"datasets": {"enabled": False}, "shared": {"enabled": False}},
+        "gpus": {"enabled": True, "inventory": "kubernetes", "port": scheduler_port},
+        "profiles": [
+            {"name": "cpu", "cpu_limit": 1, "mem_limit": "1G", "default": True},
+            {"name": "t4", "cpu_limit": 1, "mem_limit": "2G", "gpus": 1},
+        ],
+    }
+    scheduler_url = f"http://127.0.0.1:{scheduler_port}"
+    home = work / "home-gina"
+    home.mkdir(parents=True)
+    shutil.chown(home, 1000, 100)
+    cluster.apply(host_volume(cluster, f"{ns}-home-gina", "home-gina", ns, home))
+    hub = KubeHub(
+        work,
+        config,
+        {
+            "KUBECONFIG": str(setup.host_dirs.parent / "hub.kubeconfig"),
+            "POD_NAMESPACE": ns,
+            "DLHUB_RELEASE": RELEASE,
+            "DLHUB_HUB_CONNECT_URL": f"http://{NODE_GATEWAY}:{hub_port}",
+            "DLHUB_GPU_SCHEDULER_URL": scheduler_url,
+            "DLHUB_GPU_SCHEDULER_TOKEN": token,
+            "DLHUB_GPU_SHARED_SECRET": secret,
+        },
+    )
+    # what the chart's gpu-scheduler Deployment gives the scheduler
+    scheduler_env = {
+        **hub.env(),
+        "KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig"),
+        "DLHUB_GPU_DB_URL": f"sqlite:///{work / 'gpu-scheduler.sqlite'}",
+        "DLHUB_GPU_HUB_SECRET": secret,
+        "JUPYTERHUB_SERVICE_NAME": "gpu-scheduler",
+        "JUPYTERHUB_CLIENT_ID": "service-gpu-scheduler",
+        "JUPYTERHUB_SERVICE_URL": scheduler_url,
+        "JUPYTERHUB_SERVICE_PREFIX": "/services/gpu-scheduler/",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
+        "JUPYTERHUB_API_TOKEN": token,
+    }
+    log = open(work / "gpu-scheduler.log", "ab")
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "gpu_scheduler"],
+        env=scheduler_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    headers = {"Authorization": f"dlhub-hub {secret}"}
+    capacity_url = f"{scheduler_url}/services/gpu-scheduler/api/hub/capacity?user=gina"
+
+    def capacity():
+        assert scheduler.poll() is None, (work / "gpu-scheduler.log").read_text()
+        import requests
+
+        r = requests.get(capacity_url, headers=headers, timeout=5)
+        return r.json()["models"] if r.status_code == 200 else None
+
+    try:
+        assert wait_for(capacity, 60, what="the scheduler") == {
+            "Tesla-T4": {"total": 2, "free": 2}
+        }
+        hub.start(timeout=90)
+        admin = hub.admin()
+        gina = hub.approved_user(admin, "gina")
+        user_token = gina.new_token()
+        start_server(hub.url, user_token, "gina", options={"profile": "t4"}, timeout=300)
+        manifest = pod(cluster, ns, "jupyter-gina")
+        spec = manifest["spec"]
+        (container,) = spec["containers"]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert spec["nodeSelector"] == {
+            "kubernetes.io/hostname": cluster.node_name,
+            PRODUCT_LABEL: "Tesla-T4",
+        }
+        assert spec["nodeName"] == cluster.node_name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert "NVIDIA_VISIBLE_DEVICES" not in env
+        assert env["DLHUB_PROFILE"] == "t4"
+        assert capacity() == {"Tesla-T4": {"total": 2, "free": 1}}
+        # the scheduler's pages are behind the hub's OAuth, through the proxy
+        page = token_api(hub.url, user_token, "GET", "/services/gpu-scheduler/api/me")
+        assert page.status_code == 200, page.text
+        assert len(page.json()["leases"]) == 1
+
+        stop_server(hub.url, user_token, "gina", timeout=120)
+        wait_for(lambda: capacity()["Tesla-T4"]["free"] == 2, 30, what="the GPU back")
+    finally:
+        hub.stop()
+        scheduler.terminate()
+        scheduler.wait(10)
