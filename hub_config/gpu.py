@@ -149,18 +149,18 @@ class GpuMixin(Configurable):
 
     async def start(self):
         count = self.gpus_wanted()
-        if self.gpu_scheduler_url:
-            if count:
-                self.gpu_devices = await self.acquire_gpus(count)
-                self.log.info("Server %s got GPUs %s", self._log_name, self.gpu_devices)
-            # a server without a lease sees no GPU at all
-            self.assign_gpus(list(self.gpu_devices))
-            # JupyterLab asks the scheduler, with the server's token, for GPU notices
-            self.environment = {
-                **self.environment,
-                "DLHUB_GPU_SCHEDULER_URL": self.gpu_scheduler_url,
-            }
+        if self.gpu_scheduler_url and count:
+            self.gpu_devices = await self.acquire_gpus(count)
+            self.log.info("Server %s got GPUs %s", self._log_name, self.gpu_devices)
         try:
+            if self.gpu_scheduler_url:
+                # a server without a lease sees no GPU at all
+                self.assign_gpus(list(self.gpu_devices))
+                # JupyterLab asks the scheduler, with the server's token, for GPU notices
+                self.environment = {
+                    **self.environment,
+                    "DLHUB_GPU_SCHEDULER_URL": self.gpu_scheduler_url,
+                }
             return await super().start()
         except BaseException:
             if count:

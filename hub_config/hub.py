@@ -31,14 +31,17 @@ def configure(c, environ=None, cwd=None) -> dict:
             sys.exit(f"dlhub: {e}")
     datadir.prepare(data_dir, mapping.db_url(cfg, data_dir))
     gpu_secret = datadir.secret(data_dir, "gpu-scheduler-secret") if cfg["gpus"]["enabled"] else ""
-    traits = mapping.traits_for(
-        cfg,
-        data_dir,
-        python=sys.executable,
-        environ=dict(environ),
-        hub_prefix=sys.prefix,
-        docker_gateway=gateway,
-        gpu_secret=gpu_secret,
-    )
+    try:
+        traits = mapping.traits_for(
+            cfg,
+            data_dir,
+            python=sys.executable,
+            environ=dict(environ),
+            hub_prefix=sys.prefix,
+            docker_gateway=gateway,
+            gpu_secret=gpu_secret,
+        )
+    except ValueError as e:  # e.g. the kubernetes backend without the chart's environment
+        sys.exit(str(e))
     mapping.apply(c, traits)
     return cfg

@@ -192,6 +192,7 @@ def traits_for(
             # NativeAuthenticator only lets approved accounts log in; that is the allow list.
             "allow_all": True,
         },
+        "DlhubAuthenticator": {"approve_known_users": auth["approve_known_users"]},
         "NativeAuthenticator": {
             "open_signup": auth["open_signup"],
             "minimum_password_length": auth["minimum_password_length"],

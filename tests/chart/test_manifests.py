@@ -208,12 +208,12 @@ def test_shared_storage_claims(render_case):
         for d in kinds(docs, "PersistentVolumeClaim")
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "shared-storage"
     }
-    assert set(claims) == {"lab-datasets", "lab-shared", "lab-volume-ml-team", "lab-volume-vision"}
+    assert set(claims) == {"lab-datasets", "lab-shared", "lab-group-ml-team", "lab-group-vision"}
     for claim in claims.values():
         assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
         assert claim["spec"]["storageClassName"] == "nfs-client"
         assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert claims["lab-volume-vision"]["spec"]["resources"]["requests"]["storage"] == "1Ti"
+    assert claims["lab-group-vision"]["spec"]["resources"]["requests"]["storage"] == "1Ti"
     assert not [
         d
         for d in kinds(render_case("default"), "PersistentVolumeClaim")

@@ -98,10 +98,13 @@ def test_two_users_run_tensorflow_in_their_own_containers(hub, engine, names, us
         c = container(engine, names, user)
         assert c.status == "running"
         assert c.image.tags == [IMAGE]
-        # the home is the user's own named volume, and nothing else is mounted
+        # the home is the user's own named volume; besides it only the default shared
+        # volumes are mounted (datasets read-only)
         mounts = c.attrs["Mounts"]
-        assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
-            ("volume", f"{names['prefix']}-home-{user}", "/home/jovyan")
+        assert sorted((m["Type"], m["Name"], m["Destination"], m["RW"]) for m in mounts) == [
+            ("volume", f"{names['prefix']}-datasets", "/home/jovyan/datasets", False),
+            ("volume", f"{names['prefix']}-home-{user}", "/home/jovyan", True),
+            ("volume", f"{names['prefix']}-shared", "/home/jovyan/shared", True),
         ]
         # the starter notebooks were copied into the new home
         listing = token_api(hub.url, token, "GET", f"/user/{user}/api/contents").json()
