@@ -96,7 +96,8 @@ def test_roster_groups_and_group_profiles_in_the_browser(hub, browser, artifacts
     alice_pw = new_password()
     alice.context.clear_cookies()
     sign_up(alice, hub, "alice2", alice_pw)  # an unknown name waits for approval
-    assert "has not been authorized" in (log_in(alice, hub, "alice2", alice_pw) or alice.content())
+    log_in(alice, hub, "alice2", alice_pw)
+    alice.get_by_text("has not been authorized").first.wait_for(timeout=30_000)
 
     carol = browser.new_context().new_page()
     carol_pw = new_password()
