@@ -63,6 +63,16 @@ def docker_engine_with(*images: str):
     return client
 
 
+def remove_docker_objects(engine, prefix: str, network: str) -> None:
+    """Remove the containers and volumes named ``prefix...`` and the network ``network``."""
+    for container in engine.containers.list(all=True, filters={"name": prefix}):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters={"name": prefix}):
+        volume.remove(force=True)
+    for net in engine.networks.list(names=[network]):
+        net.remove()
+
+
 def missing_parts() -> list[str]:
     """What a real hub needs that is not installed here (empty when ready)."""
     missing = []

@@ -54,6 +54,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docker_engine import host_mirror  # noqa: E402  (the same mirror the base image uses)
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".kube-cluster"
 
@@ -89,8 +92,6 @@ PACKAGES = [
     "openssl",
 ]
 SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 SOURCE_ENTRY = Path("/etc/apt/sources.list.d/dlhub-kubernetes-src.sources")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -205,23 +206,6 @@ def apt_install(packages: list[str]) -> None:
     except ClusterError:
         apt_update()
         quiet(command, env=apt_env())
-
-
-def host_mirror(sources: Path = HOST_SOURCES) -> str:
-    """The URI of the first deb822 stanza of `sources` that serves the plain bookworm suite."""
-    try:
-        text = sources.read_text()
-    except OSError:
-        return DEFAULT_MIRROR
-    for stanza in text.split("\n\n"):
-        fields = {}
-        for line in stanza.splitlines():
-            if ":" in line and not line.startswith(("#", " ")):
-                key, _, value = line.partition(":")
-                fields[key.strip().lower()] = value.split()
-        if SUITE in fields.get("suites", []) and fields.get("uris"):
-            return fields["uris"][0]
-    return DEFAULT_MIRROR
 
 
 def ensure_source_entry() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from browsertest import log_in, sign_up
 from hubtest import new_password
 
 pytestmark = pytest.mark.e2e
@@ -44,23 +45,6 @@ def hub(hub_factory):
         "culling": {"enabled": False},
     }
     return hub_factory(config, name="e2eadmin")
-
-
-def log_in(page, hub, name, password):
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.click("#login_submit, form [type=submit]")
-
-
-def sign_up(page, hub, name, password):
-    page.goto(f"{hub.url}/hub/signup")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.fill("#password_confirmation_input", password)
-    page.click("#signup_submit, form [type=submit]")
-    page.wait_for_load_state()
-    return page.locator(".alert").inner_text()
 
 
 def test_roster_groups_and_group_profiles_in_the_browser(hub, browser, artifacts, tmp_path):

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from browsertest import log_in, sign_up
 from hubtest import REPO, new_password
 
 pytestmark = pytest.mark.e2e
@@ -35,23 +36,6 @@ class UrlLog:
 @pytest.fixture(scope="module")
 def hub(hub_factory):
     return hub_factory({"culling": {"enabled": False}}, name="e2e")
-
-
-def sign_up(page, hub, name, password):
-    page.goto(f"{hub.url}/hub/signup")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.fill("#password_confirmation_input", password)
-    page.click("#signup_submit, form [type=submit]")
-    page.wait_for_load_state()
-    return page.locator(".alert").inner_text()
-
-
-def log_in(page, hub, name, password):
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.click("#login_submit, form [type=submit]")
 
 
 def run_first_cell(page, attempts: int = 3):

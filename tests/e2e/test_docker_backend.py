@@ -15,7 +15,15 @@ import docker
 import pytest
 
 from hub_config.naming import safe_slug
-from hubtest import docker_engine_with, run_code, start_server, stop_server, token_api, wait_for
+from hubtest import (
+    docker_engine_with,
+    remove_docker_objects,
+    run_code,
+    start_server,
+    stop_server,
+    token_api,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -49,12 +57,7 @@ def hub(engine, names, hub_factory):
     hub = hub_factory(config, name="docker")
     yield hub
     hub.stop()
-    for container in engine.containers.list(all=True, filters={"name": names["prefix"]}):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters={"name": names["prefix"]}):
-        volume.remove(force=True)
-    for network in engine.networks.list(names=[names["network"]]):
-        network.remove()
+    remove_docker_objects(engine, names["prefix"], names["network"])
 
 
 @pytest.fixture(scope="module")

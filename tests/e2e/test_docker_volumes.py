@@ -11,7 +11,14 @@ import uuid
 import pytest
 
 from hub_config.naming import safe_slug
-from hubtest import docker_engine_with, run_code, start_server, stop_server, token_api
+from hubtest import (
+    docker_engine_with,
+    remove_docker_objects,
+    run_code,
+    start_server,
+    stop_server,
+    token_api,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -58,12 +65,7 @@ def hub(engine, names, hub_factory):
     hub = hub_factory(config, name="dockervolumes")
     yield hub
     hub.stop()
-    for container in engine.containers.list(all=True, filters={"name": names["prefix"]}):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters={"name": names["prefix"]}):
-        volume.remove(force=True)
-    for network in engine.networks.list(names=[names["network"]]):
-        network.remove()
+    remove_docker_objects(engine, names["prefix"], names["network"])
 
 
 @pytest.fixture(scope="module")

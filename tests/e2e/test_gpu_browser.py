@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from browsertest import log_in, sign_up
 from hubtest import free_port, new_password
 
 pytestmark = pytest.mark.e2e
@@ -35,15 +36,8 @@ def hub(hub_factory):
 def test_jupyterlab_warns_and_the_admin_sees_the_gpu(hub, browser, artifacts):
     password = new_password()
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.goto(f"{hub.url}/hub/signup")
-    page.fill("#username_input", "admin")
-    page.fill("#password_input", password)
-    page.fill("#password_confirmation_input", password)
-    page.click("#signup_submit, form [type=submit]")
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "admin")
-    page.fill("#password_input", password)
-    page.click("#login_submit, form [type=submit]")
+    sign_up(page, hub, "admin", password)
+    log_in(page, hub, "admin", password)
 
     # the GPU lease is granted at once; JupyterLab opens and shows the warning
     page.wait_for_url(re.compile(r".*/user/admin/lab.*"), timeout=SPAWN_TIMEOUT_MS)

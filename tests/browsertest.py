@@ -1,0 +1,21 @@
+"""The hub's sign-up and log-in forms, driven in a Playwright page."""
+
+from __future__ import annotations
+
+
+def sign_up(page, hub, name: str, password: str) -> str:
+    """Sign up at /hub/signup; return the text of the page's message."""
+    page.goto(f"{hub.url}/hub/signup")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.fill("#password_confirmation_input", password)
+    page.click("#signup_submit, form [type=submit]")
+    page.wait_for_load_state()
+    return page.locator(".alert").inner_text()
+
+
+def log_in(page, hub, name: str, password: str) -> None:
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit, form [type=submit]")
