@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 #: Scopes of the idle culler's role: list servers and their activity, stop servers.
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -139,8 +140,12 @@ def gpu_spawner_traits(cfg: dict, secret: str, host: str = "127.0.0.1") -> dict:
     gpus = cfg["gpus"]
     if not gpus["enabled"]:
         return {}
+    # the hub's base path (from bind_url) comes before the services' prefix
+    base = "/" + urlparse(cfg["hub"]["bind_url"]).path.strip("/")
+    prefix = base.rstrip("/") + "/services/gpu-scheduler/"
     return {
-        "gpu_scheduler_url": f"http://{host}:{gpus['port']}/services/gpu-scheduler/",
+        "gpu_scheduler_url": f"http://{host}:{gpus['port']}{prefix}",
+        "gpu_public_prefix": prefix,
         "gpu_secret": secret,
         "gpu_max_wait": float(gpus["max_wait"]),
         # the wait in the queue is part of the start
