@@ -141,6 +141,7 @@ def test_gpu_scheduler_service_and_roles():
     }
     assert t["GpuMixin"] == {
         "gpu_scheduler_url": "http://127.0.0.1:9095/services/gpu-scheduler/",
+        "gpu_public_prefix": "/services/gpu-scheduler/",
         "gpu_secret": "s3cret",
         "gpu_max_wait": 3600.0,
         "start_timeout": 3900,
