@@ -22,6 +22,12 @@ pytestmark = pytest.mark.k8s
 FULL = f"{RELEASE}-dlhub"
 
 
+def service_url(service: str) -> str:
+    """A Service's URL as the chart writes it: from the variables Kubernetes gives pods."""
+    var = service.upper().replace("-", "_")
+    return f"http://$({var}_SERVICE_HOST):$({var}_SERVICE_PORT)"
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_every_document_validates_against_kubernetes_1_30(render_case, k8s_validate, case):
     docs = render_case(case)
@@ -122,8 +128,9 @@ def test_hub_environment_contract(render_case):
     env = hub_env("default", FULL)
     assert env["DLHUB_CONFIG"]["value"] == "/etc/dlhub/platform/dlhub.yaml"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert env["DLHUB_HUB_CONNECT_URL"]["value"] == f"http://{FULL}-hub:8081"
-    assert env["DLHUB_PROXY_API_URL"]["value"] == f"http://{FULL}-proxy-api:8001"
+    # by the Services' ClusterIPs from the variables the kubelet gives pods (no DNS needed)
+    assert env["DLHUB_HUB_CONNECT_URL"]["value"] == service_url(f"{FULL}-hub")
+    assert env["DLHUB_PROXY_API_URL"]["value"] == service_url(f"{FULL}-proxy-api")
     secrets = {
         "CONFIGPROXY_AUTH_TOKEN": "proxy-token",
         "JPY_COOKIE_SECRET": "cookie-secret",
@@ -137,7 +144,7 @@ def test_hub_environment_contract(render_case):
     assert "DLHUB_GPU_SCHEDULER_TOKEN" not in env
 
     gpu = hub_env("gpu", FULL)
-    assert gpu["DLHUB_GPU_SCHEDULER_URL"]["value"] == f"http://{FULL}-gpu-scheduler:8095"
+    assert gpu["DLHUB_GPU_SCHEDULER_URL"]["value"] == service_url(f"{FULL}-gpu-scheduler")
     ref = gpu["DLHUB_GPU_SCHEDULER_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": f"{FULL}-secrets", "key": "gpu-scheduler-token"}
 
@@ -152,7 +159,7 @@ def test_scheduler_shares_the_hubs_secrets(render_case):
     (container,) = spec["containers"]
     assert container["args"] == ["python", "-m", "gpu_scheduler"]
     env = env_of(container)
-    assert env["JUPYTERHUB_API_URL"]["value"] == f"http://{FULL}-hub:8081/hub/api"
+    assert env["JUPYTERHUB_API_URL"]["value"] == service_url(f"{FULL}-hub") + "/hub/api"
     assert env["JUPYTERHUB_SERVICE_URL"]["value"] == "http://0.0.0.0:8095"
     assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/services/gpu-scheduler/"
     assert env["DLHUB_GPU_DB_URL"]["value"] == "sqlite:////srv/dlhub/gpu-scheduler.sqlite"
@@ -174,10 +181,12 @@ def test_base_path_and_postgres(render_case):
     assert hub["containers"][0]["image"] == "registry.example.org/dlhub/hub:0.1.0"
     assert hub["imagePullSecrets"] == [{"name": "registry-credentials"}]
     proxy = one(docs, "Deployment", "lab-proxy")["spec"]["template"]["spec"]
-    assert "--error-target=http://lab-hub:8081/dl/hub/error" in proxy["containers"][0]["args"]
+    args = proxy["containers"][0]["args"]
+    assert f"--default-target={service_url('lab-hub')}" in args
+    assert f"--error-target={service_url('lab-hub')}/dl/hub/error" in args
     sched = one(docs, "Deployment", "lab-gpu-scheduler")["spec"]["template"]["spec"]
     env = env_of(sched["containers"][0])
-    assert env["JUPYTERHUB_API_URL"]["value"] == "http://lab-hub:8081/dl/hub/api"
+    assert env["JUPYTERHUB_API_URL"]["value"] == service_url("lab-hub") + "/dl/hub/api"
     assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/dl/services/gpu-scheduler/"
     assert env["DLHUB_GPU_DB_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "lab-platform",

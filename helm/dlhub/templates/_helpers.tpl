@@ -81,9 +81,22 @@ The platform config as the hub and the GPU scheduler read it: values.platform wi
 {{- (urlParse $url).path | trimSuffix "/" }}
 {{- end }}
 
-{{- define "dlhub.hub.url" -}}http://{{ include "dlhub.hub.name" . }}:{{ include "dlhub.hub.port" . }}{{- end }}
-{{- define "dlhub.proxy.apiUrl" -}}http://{{ include "dlhub.proxyApi.name" . }}:{{ include "dlhub.proxy.apiPort" . }}{{- end }}
-{{- define "dlhub.scheduler.url" -}}http://{{ include "dlhub.scheduler.name" . }}:{{ include "dlhub.scheduler.port" . }}{{- end }}
+{{- /*
+The URL of one of the release's Services, for a container's `env` values and `args`:
+http://$(<NAME>_SERVICE_HOST):$(<NAME>_SERVICE_PORT), where <NAME> is the Service's name
+upper-cased with '-' written as '_'. The kubelet gives every pod those variables for the
+Services of its namespace that existed when the pod was made (Helm creates Services before
+Deployments), and expands $(...) in `env` and `args` from them; so the components find each
+other by ClusterIP, with or without cluster DNS (as zero-to-jupyterhub does).
+*/}}
+{{- define "dlhub.serviceUrl" -}}
+{{- $var := . | upper | replace "-" "_" -}}
+http://$({{ $var }}_SERVICE_HOST):$({{ $var }}_SERVICE_PORT)
+{{- end }}
+
+{{- define "dlhub.hub.url" -}}{{ include "dlhub.serviceUrl" (include "dlhub.hub.name" .) }}{{- end }}
+{{- define "dlhub.proxy.apiUrl" -}}{{ include "dlhub.serviceUrl" (include "dlhub.proxyApi.name" .) }}{{- end }}
+{{- define "dlhub.scheduler.url" -}}{{ include "dlhub.serviceUrl" (include "dlhub.scheduler.name" .) }}{{- end }}
 
 {{- /*
 The TCP port of a database URL (postgresql://user:pw@host:5433/db -> 5433), 5432 when it
