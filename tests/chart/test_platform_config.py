@@ -30,10 +30,49 @@ def test_platform_secret_is_the_values_tree_with_backend_kubernetes(render_case,
     rendered = platform_of(render_case(case), prefix_of(case))
     assert rendered["backend"] == "kubernetes"
     files, _ = CASES[case]
-    given = {}
+    given, storage = {}, False
     for file in files:
-        given.update(yaml.safe_load((HERE / file).read_text()).get("platform", {}))
+        values = yaml.safe_load((HERE / file).read_text())
+        given.update(values.get("platform", {}))
+        storage = storage or values.get("sharedStorage", {}).get("enabled", False)
+    if not storage:
+        # without the chart's shared claims, the datasets and shared volumes default to off
+        off = {"enabled": False}
+        given = {**given, "volumes": {"datasets": off, "shared": off, **given.get("volumes", {})}}
     assert {k: v for k, v in rendered.items() if k != "backend"} == given
+
+
+def test_shared_volumes_follow_shared_storage_unless_the_platform_says(render):
+    volumes = platform_of(render())["volumes"]
+    assert volumes == {"datasets": {"enabled": False}, "shared": {"enabled": False}}
+    # with the chart's claims they are on (the schema's default), and untouched
+    with_storage = platform_of(render(set_json=('sharedStorage={"enabled":true}',)))
+    assert "volumes" not in with_storage
+    # a claim of the operator's own is mounted without sharedStorage
+    own = '{"volumes":{"datasets":{"source":"corpus"},"shared":{"enabled":false}}}'
+    volumes = platform_of(render(set_json=(f"platform={own}",)))["volumes"]
+    assert volumes == {"datasets": {"source": "corpus"}, "shared": {"enabled": False}}
+
+
+@pytest.mark.parametrize(
+    "platform, message",
+    [
+        (
+            '{"volumes":{"shared":{"enabled":true}}}',
+            "platform.volumes.shared is enabled but its claim t-dlhub-shared is made only "
+            "with sharedStorage.enabled",
+        ),
+        (
+            '{"volumes":{"datasets":{"enabled":false},"shared":{"enabled":false},'
+            '"groups":[{"group":"ML_Team"}]}}',
+            "the volume of group ML_Team needs the claim t-dlhub-group-ml-team",
+        ),
+    ],
+)
+def test_volumes_without_a_claim_stop_the_install(helm, platform, message):
+    result = helm_template(helm, set_json=(f"platform={platform}",))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -48,11 +48,41 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- /*
 The platform config as the hub and the GPU scheduler read it: values.platform with
-`backend: kubernetes` (the only backend this chart runs).
+`backend: kubernetes` (the only backend this chart runs). The datasets and shared volumes
+are mounted from the chart's claims, which exist only with sharedStorage.enabled: without
+it they default to off (a server would otherwise wait for a claim that never comes), unless
+the platform config names their `source` claim or enables them itself. A volume that would
+be mounted from a claim the chart does not make stops the install with a message.
 */}}
 {{- define "dlhub.platform" -}}
 {{- $platform := deepCopy (.Values.platform | default dict) }}
 {{- $_ := set $platform "backend" "kubernetes" }}
+{{- $storage := .Values.sharedStorage }}
+{{- $volumes := get $platform "volumes" | default dict }}
+{{- range $name := list "datasets" "shared" }}
+{{- $volume := get $volumes $name | default dict }}
+{{- if and (not $storage.enabled) (not (get $volume "source")) }}
+{{- if not (hasKey $volume "enabled") }}
+{{- $_ := set $volume "enabled" false }}
+{{- $_ := set $volumes $name $volume }}
+{{- else if $volume.enabled }}
+{{- fail (printf "platform.volumes.%s is enabled but its claim %s-%s is made only with sharedStorage.enabled: enable sharedStorage or set platform.volumes.%s.source to an existing claim" $name (include "dlhub.fullname" $) $name $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $claims := list }}
+{{- if $storage.enabled }}
+{{- range $storage.volumes }}{{ $claims = append $claims .name }}{{ end }}
+{{- end }}
+{{- range (get $volumes "groups" | default list) }}
+{{- $slug := regexReplaceAll "[^a-z0-9-]" (lower .group) "-" | trimAll "-" }}
+{{- if and (not .source) (not (has $slug $claims)) }}
+{{- fail (printf "platform.volumes.groups: the volume of group %s needs the claim %s-group-%s: add {name: %s} to sharedStorage.volumes (with sharedStorage.enabled) or set its source to an existing claim" .group (include "dlhub.fullname" $) $slug $slug) }}
+{{- end }}
+{{- end }}
+{{- if $volumes }}
+{{- $_ := set $platform "volumes" $volumes }}
+{{- end }}
 {{- toYaml $platform }}
 {{- end }}
 
