@@ -42,7 +42,7 @@ def test_jupyterlab_warns_and_the_admin_sees_the_gpu(hub, browser, artifacts):
     # the GPU lease is granted at once; JupyterLab opens and shows the warning
     page.wait_for_url(re.compile(r".*/user/admin/lab.*"), timeout=SPAWN_TIMEOUT_MS)
     page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
-    toast = page.get_by_text(re.compile(r"This server will be stopped at \d\d:\d\d UTC"))
+    toast = page.get_by_text(re.compile(r"server will be stopped at \d\d:\d\d UTC"))
     toast.first.wait_for(timeout=60_000)
     page.screenshot(path=artifacts / "jupyterlab-gpu-warning.png")
 

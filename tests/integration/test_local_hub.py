@@ -6,7 +6,7 @@ import stat
 import pytest
 import requests
 
-from hubtest import run_code, start_server, stop_server, token_api, wait_for
+from hubtest import new_password, run_code, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -190,8 +190,12 @@ def test_admin_manages_users_and_groups(hub, admin, admin_token):
     assert group["users"] == ["carol"]
     start_server(hub.url, admin_token, "carol")
     stop_server(hub.url, admin_token, "carol")
-    # an account the admin created signs up for a password and, once approved, logs in
-    carol = hub.approved_user(admin, "carol")
+    # an account the admin created signs up for a password and is approved at once
+    # (auth.approve_known_users)
+    carol = hub.session()
+    password = new_password()
+    carol.signup("carol", password)
+    carol.login("carol", password)
     assert carol.get(carol.url("/hub/api/user"), headers={"X-XSRFToken": carol.xsrf()}).json()[
         "groups"
     ] == ["course"]

@@ -29,7 +29,7 @@ def notices_for(me: dict, server: str) -> list[dict]:
         message = template.format(idle=round(lease["idle_s"] / 60), at=at)
         out.append(
             {
-                "key": f"{lease['id']}:{lease['reclaim_reason']}:{round(lease['reclaim_at'])}",
+                "key": f"{lease['id']}:{lease['reclaim_reason']}",
                 "level": "warning",
                 "message": message,
                 "reclaim_at": lease["reclaim_at"],

@@ -31,7 +31,27 @@
     description: "Warns before dlhub takes back this server's GPUs.",
     autoStart: true,
     activate: function (app) {
-      var shown = {}; // notice key -> notification id
+      var shown = {}; // notice key -> {id, message} of its notification (null while shown)
+
+      // show a notice once; if JupyterLab cannot show it yet, the next check tries again
+      function show(notice) {
+        if (!app.commands.hasCommand("apputils:notify")) {
+          return;
+        }
+        shown[notice.key] = null;
+        app.commands
+          .execute("apputils:notify", {
+            message: notice.message,
+            type: notice.level,
+            options: { autoClose: false },
+          })
+          .then(function (id) {
+            shown[notice.key] = { id: id, message: notice.message };
+          })
+          .catch(function () {
+            delete shown[notice.key];
+          });
+      }
 
       function check() {
         return fetch(baseUrl() + "dlhub/gpu-notices", {
@@ -46,22 +66,21 @@
             (data.notices || []).forEach(function (notice) {
               current[notice.key] = true;
               if (!(notice.key in shown)) {
-                shown[notice.key] = null;
-                app.commands
-                  .execute("apputils:notify", {
-                    message: notice.message,
-                    type: notice.level,
-                    options: { autoClose: false },
-                  })
-                  .then(function (id) {
-                    shown[notice.key] = id;
-                  });
+                show(notice);
+              } else if (shown[notice.key] && shown[notice.key].message !== notice.message) {
+                shown[notice.key].message = notice.message;
+                app.commands.execute("apputils:update-notification", {
+                  id: shown[notice.key].id,
+                  message: notice.message,
+                  type: notice.level,
+                  autoClose: false,
+                });
               }
             });
             Object.keys(shown).forEach(function (key) {
               if (!current[key]) {
                 if (shown[key]) {
-                  app.commands.execute("apputils:dismiss-notification", { id: shown[key] });
+                  app.commands.execute("apputils:dismiss-notification", { id: shown[key].id });
                 }
                 delete shown[key];
               }
@@ -72,7 +91,7 @@
           });
       }
 
-      app.started.then(function () {
+      app.restored.then(function () {
         check();
         setInterval(check, EVERY_MS);
       });
