@@ -44,6 +44,9 @@ def cmd_check(args) -> int:
 
 def banner(cfg: dict, data_dir) -> str:
     url = cfg["hub"]["bind_url"].rstrip("/")
+    if cfg["backend"] == "kubernetes":
+        # in the chart's pod: users come in through the proxy's Service or the Ingress
+        url = "<the proxy-public Service or Ingress address (`helm status` shows it)>"
     admins = ", ".join(cfg["auth"]["admin_users"]) or "(none: set auth.admin_users)"
     first = cfg["auth"]["admin_users"][0] if cfg["auth"]["admin_users"] else "admin"
     return "\n".join(
