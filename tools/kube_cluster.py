@@ -508,9 +508,14 @@ def port_free(port: int, host: str = "0.0.0.0") -> bool:
 
 
 def program(pid: int) -> str | None:
-    """The program name (argv[0]'s basename) of a live process, None if gone or a zombie."""
+    """The program name (argv[0]'s basename) of a live process, None if gone or a zombie.
+
+    Right after an exec the kernel can show an empty command line for a moment; the
+    executable's path then names the program."""
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        if not argv0:
+            argv0 = os.readlink(f"/proc/{pid}/exe").encode()
     except OSError:
         return None
     return os.path.basename(argv0.decode(errors="replace")) or None
@@ -798,7 +803,12 @@ class Cluster:
                     f"another kubelet runs on this machine (pid {others[0]}), not started by "
                     f"{self.state}; stop it first"
                 )
-            self._start()
+            try:
+                self._start()
+            except BaseException:
+                say("starting failed; stopping what was started")
+                self._stop()
+                raise
             return True
 
     def _start(self) -> None:
