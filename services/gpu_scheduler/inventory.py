@@ -169,7 +169,7 @@ def devices_from_nodes(
         model = product or "gpu"
         memory = _count(labels.get(MEMORY_LABEL, 0))
         for index in range(_count(allocatable.get(GPU_RESOURCE, 0))):
-            devices.append(Device(f"{name}/{product}/{index}", model, memory, index))
+            devices.append(Device(f"{name}/{product}/{index}", model, memory, index, host=name))
         for resource in sorted(allocatable):
             if not resource.startswith(MIG_PREFIX):
                 continue
@@ -182,6 +182,7 @@ def devices_from_nodes(
                         model=f"{model} MIG {profile}",
                         memory_mib=mig_memory,
                         index=index,
+                        host=name,
                     )
                 )
     return devices

@@ -15,6 +15,8 @@ class Device:
     index: int = 0
     #: the card's UUID when this is a MIG instance
     parent: str | None = None
+    #: the machine it is in (a Kubernetes node); one lease's devices share a machine
+    host: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ A device is never in two leases; :meth:`Scheduler.check` asserts the invariants.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from .model import Device, Lease, Request, Step
@@ -89,6 +90,13 @@ class Scheduler:
     def capacity(self, model: str | None = None) -> int:
         return sum(1 for d in self.devices.values() if model in (None, d.model))
 
+    def largest_group(self, model: str | None = None) -> int:
+        """The most GPUs one lease can get: of one model (``model``, or any) on one host."""
+        groups = Counter(
+            (d.host, d.model) for d in self.devices.values() if model in (None, d.model)
+        )
+        return max(groups.values(), default=0)
+
     # --- changes ---------------------------------------------------------------------
 
     def validate(self, request: Request) -> None:
@@ -101,10 +109,17 @@ class Scheduler:
         if request.model is not None and request.model not in models:
             known = ", ".join(models) or "none"
             raise RequestError(f"unknown GPU model {request.model!r}; this hub has: {known}")
-        most = self.capacity(request.model)
+        most, total = self.largest_group(request.model), self.capacity(request.model)
         if request.count > most:
             what = f"{request.model} GPUs" if request.model else "GPUs"
-            raise RequestError(f"asked for {request.count} {what}, but there are {most} in all")
+            if most == total:
+                raise RequestError(
+                    f"asked for {request.count} {what}, but there are {most} in all"
+                )
+            raise RequestError(
+                f"asked for {request.count} {what}, but one server's GPUs are of one model on "
+                f"one machine, and the most there are together is {most} ({total} in all)"
+            )
         for lease in self.leases.values():
             if (lease.user, lease.request.server) == (request.user, request.server):
                 raise RequestError(f"server {request.server!r} of {request.user} holds GPUs")
@@ -212,16 +227,21 @@ class Scheduler:
     def _pick(self, request: Request, blocked: set[str | None]) -> tuple[str, ...]:
         """Free devices for ``request``, leaving alone the models earlier requests wait for.
 
-        A request for any model gets devices of one model (a multi-GPU server stays on
-        one kind of card).
+        A request for any model gets devices of one model on one host (a multi-GPU server
+        stays on one kind of card, in one machine).
         """
         if _blocked(request.model, blocked):
             return ()
         models = [request.model] if request.model is not None else list(self._free)
         for model in models:
-            pool = self._free.get(model, [])
-            if model not in blocked and len(pool) >= request.count:
-                return tuple(pool[: request.count])
+            if model in blocked:
+                continue
+            by_host: dict[str, list[str]] = {}
+            for uuid in self._free.get(model, []):
+                by_host.setdefault(self.devices[uuid].host, []).append(uuid)
+            for pool in by_host.values():
+                if len(pool) >= request.count:
+                    return tuple(pool[: request.count])
         return ()
 
     def _grant(self, request: Request, devices, now: float, borrowed: bool) -> Lease:

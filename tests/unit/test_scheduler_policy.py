@@ -276,3 +276,25 @@ def test_everything_released_after_all_servers_stop():
             s.release(rid, 10)
     assert s.leases == {} and s.queue == {}
     assert len(s.free_devices()) == 3
+
+
+def test_a_multi_gpu_lease_stays_on_one_host():
+    nodes = [
+        Device(f"{host}/T4/{i}", "T4", 16384, i, host=host) for host in ("a", "b") for i in (0, 1)
+    ]
+    s = Scheduler(nodes, default_quota=4)
+    s.submit(req("one", "alice", 1, 0), 0)
+    assert s.leases["one"].devices == ("a/T4/0",)
+    s.submit(req("two", "bob", 2, 1), 1)
+    assert s.leases["two"].devices == ("b/T4/0", "b/T4/1")
+    # one GPU is free, on a; two on one host are not: carol waits
+    s.submit(req("three", "carol", 2, 2), 2)
+    assert "three" in s.queue and len(s.free_devices()) == 1
+    s.release("one", 3)
+    assert s.leases["three"].devices == ("a/T4/0", "a/T4/1")
+    with pytest.raises(RequestError) as e:
+        s.validate(req("four", "dora", 3, 4))
+    assert str(e.value) == (
+        "asked for 3 GPUs, but one server's GPUs are of one model on one machine, and the "
+        "most there are together is 2 (4 in all)"
+    )
