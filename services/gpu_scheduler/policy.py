@@ -51,6 +51,8 @@ class Scheduler:
         self.reclaiming: set[str] = set()
         self._held: dict[str, int] = {}
         self._free: dict[str, list[str]] = {}
+        #: every device in one machine (declared, NVML): no need to keep leases on one host
+        self._one_host = len({d.host for d in self.devices.values()}) <= 1
 
     # --- queries ---------------------------------------------------------------------
 
@@ -235,6 +237,11 @@ class Scheduler:
         models = [request.model] if request.model is not None else list(self._free)
         for model in models:
             if model in blocked:
+                continue
+            if self._one_host:
+                pool = self._free.get(model, [])
+                if len(pool) >= request.count:
+                    return tuple(pool[: request.count])
                 continue
             by_host: dict[str, list[str]] = {}
             for uuid in self._free.get(model, []):
