@@ -174,9 +174,14 @@ class GpuMixin(Configurable):
             if self.gpu_devices or self.gpus_wanted():
                 await self.release_gpus()
 
+    def _gpu_wait_over(self) -> bool:
+        """Whether the spawn is past the GPU queue (a subclass may know it sooner)."""
+        return not self._spawn_pending
+
     async def progress(self):
+        """The place in the GPU queue, for as long as the spawn waits there."""
         shown = None
-        while self._spawn_pending:
+        while not self._gpu_wait_over():
             message = self._gpu_message
             if message and message != shown:
                 shown = message

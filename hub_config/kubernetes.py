@@ -33,7 +33,6 @@ is KubeSpawner's own.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 import sys
@@ -397,15 +396,14 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
             raise web.HTTPError(503, self._gpu_placement_error)
         return await super().get_pod_manifest()
 
+    def _gpu_wait_over(self) -> bool:
+        # a pod was asked for: from here on its events tell the progress
+        return super()._gpu_wait_over() or self._start_future is not None
+
     async def progress(self):
         """The place in the GPU queue while the spawn waits for GPUs, then the pod's events."""
-        shown = None
-        while self._spawn_pending and self._start_future is None:
-            message = self._gpu_message
-            if message and message != shown:
-                shown = message
-                yield {"progress": 10, **message}
-            await asyncio.sleep(0.5)
+        async for event in GpuMixin.progress(self):
+            yield event
         if self._start_future is None:
             return  # the spawn ended before a pod was asked for
         async for event in KubeSpawner.progress(self):

@@ -157,9 +157,10 @@ class LocalSpawner(
             return
         home = Path(self.home_dir)
         mine = self.user_mounts()
+        targets = {m.target for m in mine}
         for mount in volumes.declared(self.volumes_config):
             link = home / mount.target
-            if link.is_symlink() and mount.target not in {m.target for m in mine}:
+            if link.is_symlink() and mount.target not in targets:
                 link.unlink()
         for mount in mine:
             target = Path(mount.source or os.path.join(self.volumes_dir, mount.name))

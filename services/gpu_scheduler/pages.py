@@ -13,7 +13,6 @@ server cannot act on these pages. Forms carry the hub's xsrf token.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -21,8 +20,6 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
-
-from . import reconcile
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -115,13 +112,7 @@ class ReclaimPage(PageHandler):
     async def post(self, lease_id):
         if not self.current_user.get("admin"):
             raise web.HTTPError(403, "only admins can take GPUs back")
-        lease = self.state.scheduler.leases.get(lease_id)
-        if lease is not None:
-            api_url = os.environ.get("JUPYTERHUB_API_URL")
-            if api_url:
-                token = os.environ["JUPYTERHUB_API_TOKEN"]
-                await reconcile.stop_server(api_url, token, lease.user, lease.request.server)
-            self.state.release(lease_id)
+        await self.state.reclaim(lease_id)  # already gone: nothing to do
         self.redirect(self.hub_auth.base_url)
 
 

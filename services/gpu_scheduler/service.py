@@ -95,6 +95,19 @@ class State:
             self.withdrawn[request_id] = action
             self.saved(step)
 
+    async def reclaim(self, lease_id: str) -> bool:
+        """An admin takes a lease back: its server is stopped first (it must not keep using
+        GPUs that go to someone else), then the GPUs are handed on. False: no such lease."""
+        lease = self.scheduler.leases.get(lease_id)
+        if lease is None:
+            return False
+        api_url = os.environ.get("JUPYTERHUB_API_URL")
+        if api_url:
+            token = os.environ["JUPYTERHUB_API_TOKEN"]
+            await reconcile.stop_server(api_url, token, lease.user, lease.request.server)
+        self.release(lease_id)
+        return True
+
     def release(self, lease_id: str):
         """Give back a lease's GPUs (and hand them on), recording how long it was held."""
         lease = self.scheduler.leases.get(lease_id)
@@ -299,16 +312,8 @@ class AdminStateHandler(BaseHandler):
 class AdminReclaimHandler(BaseHandler):
     async def post(self, lease_id):
         self.admin()
-        s = self.state.scheduler
-        lease = s.leases.get(lease_id)
-        if lease is None:
+        if not await self.state.reclaim(lease_id):
             raise web.HTTPError(404, f"no lease {lease_id!r}")
-        # the server goes first: it must not keep using GPUs that go to someone else
-        api_url = os.environ.get("JUPYTERHUB_API_URL")
-        if api_url:
-            token = os.environ["JUPYTERHUB_API_TOKEN"]
-            await reconcile.stop_server(api_url, token, lease.user, lease.request.server)
-        self.state.release(lease_id)
         self.send({"reclaimed": lease_id})
 
 
