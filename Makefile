@@ -77,11 +77,12 @@ lint: $(VENV)/.installed ## ruff lint and format check
 
 .PHONY: test
 test: install system-packages lint images image-gpu helm ## run every suite: unit, integration, e2e (browser, Docker), images, chart, Kubernetes
-	@echo "==> tests: unit, integration (real hub + proxy), e2e (Chromium, Docker), images,"
+	@echo "==> tests: unit, integration (real hub + proxy), security (the attack checklist),"
+	@echo "    e2e (Chromium, Docker), images,"
 	@echo "    chart (helm, Kubernetes 1.30 schemas), k8s (a real single-node cluster; built"
 	@echo "    from Debian's Kubernetes source the first time, about 6 minutes)"
 	@mkdir -p test-artifacts
-	@$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/images tests/chart tests/k8s \
+	@$(VENV)/bin/pytest tests/unit tests/integration tests/security tests/e2e tests/images tests/chart tests/k8s \
 		$(PYTEST_ARGS)
 
 .PHONY: test-unit
