@@ -17,7 +17,7 @@ from importlib import resources
 
 import yaml
 
-from . import mapping, roster
+from . import datadir, first_admin, mapping, roster
 from .config import CONFIG_ENV, ConfigError, load_platform_config
 from .reference import render_reference
 
@@ -42,25 +42,53 @@ def cmd_check(args) -> int:
     return 0
 
 
-def banner(cfg: dict, data_dir) -> str:
-    url = cfg["hub"]["bind_url"].rstrip("/")
+def public_url(cfg: dict) -> str:
+    """Where users open the hub, as far as this process knows."""
     if cfg["backend"] == "kubernetes":
         # in the chart's pod: users come in through the proxy's Service or the Ingress
-        url = "<the proxy-public Service or Ingress address (`helm status` shows it)>"
+        return "<the proxy-public Service or Ingress address (`helm status` shows it)>"
+    return cfg["hub"]["bind_url"].rstrip("/")
+
+
+def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
+    """What ``dlhub up`` prints; ``setup_link``: the first admin's one-time link."""
+    url = public_url(cfg)
     admins = ", ".join(cfg["auth"]["admin_users"]) or "(none: set auth.admin_users)"
-    first = cfg["auth"]["admin_users"][0] if cfg["auth"]["admin_users"] else "admin"
+    if setup_link:
+        first = [
+            f"  First admin: open {setup_link}",
+            f"  (one use, for an admin without an account: {admins}), choose a password, "
+            "then log in.",
+        ]
+    else:
+        first = [f"  Admins ({admins}) log in at {url}/hub/login."]
     return "\n".join(
         [
             "",
             f"  dlhub is starting on the {cfg['backend']} backend.",
             f"  Open {url}/hub/ in your browser.",
-            f"  First admin: sign up at {url}/hub/signup as '{first}' (admins: {admins}),",
-            "  choose a password, then log in. Admins approve new accounts at "
-            f"{url}/hub/authorize.",
+            *first,
+            f"  Admins approve new accounts at {url}/hub/authorize.",
             f"  State is kept in {data_dir}. Press Ctrl-C to stop the hub and its servers.",
             "",
         ]
     )
+
+
+def first_admin_link(cfg: dict, data_dir) -> str | None:
+    """A new one-time setup link while an admin name has no account; None otherwise."""
+    db = mapping.db_url(cfg, data_dir)
+    path = first_admin.token_path(data_dir)
+    try:
+        unclaimed = first_admin.unclaimed_admins(db, cfg["auth"]["admin_users"])
+    except Exception as e:  # the database cannot be read: the link does no harm
+        print(f"dlhub: could not read the hub database ({e}); printing a setup link")
+        unclaimed = cfg["auth"]["admin_users"]
+    if not unclaimed:
+        path.unlink(missing_ok=True)
+        return None
+    datadir.prepare(data_dir, db)
+    return first_admin.setup_link(public_url(cfg), first_admin.issue(path))
 
 
 def cmd_up(args) -> int:
@@ -68,7 +96,7 @@ def cmd_up(args) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
     data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
-    print(banner(cfg, data_dir), flush=True)
+    print(banner(cfg, data_dir, first_admin_link(cfg, data_dir)), flush=True)
     config_py = resources.files("hub_config").joinpath("jupyterhub_config.py")
     jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
     os.execv(jupyterhub, [jupyterhub, "-f", str(config_py)])

@@ -5,9 +5,9 @@ Thin subclasses only:
 - the login page: NativeAuthenticator 1.3 times logins with ``self.statsd``, which
   JupyterHub 6 no longer has, and renders error pages through its own form renderer,
   which cannot render synchronously; both are bridged here.
-- approve / discard: NativeAuthenticator changes an account on a plain GET link, which a
-  page on another site could trigger in an admin's browser. These handlers refuse
-  requests the browser marks as coming from another site (``Sec-Fetch-Site``).
+- approve / discard / the authorize page / an admin's change-password, and the first
+  admin's setup page: :mod:`hub_config.approval` (a GET changes nothing; changes are
+  POSTs with the XSRF token).
 - known users (``approve_known_users``): a sign-up with the name of a user the hub
   already has (created by an admin in the admin panel, through the API or with
   ``dlhub roster import``) is approved at once, and the sign-up page says so.
@@ -18,8 +18,9 @@ from __future__ import annotations
 from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from nativeauthenticator import NativeAuthenticator, handlers
-from tornado import web
 from traitlets import Bool
+
+from . import approval
 
 
 class _NoTimer:
@@ -48,7 +49,7 @@ class LoginHandler(handlers.LoginHandler):
         return BaseHandler.render_template(self, name, **ns)
 
 
-class SignUpHandler(handlers.SignUpHandler):
+class SignUpHandler(approval.FirstAdminGuard, handlers.SignUpHandler):
     def get_result_message(self, user, *args):
         # NativeAuthenticator tells everyone but admins to wait for the admin; an account
         # approved at sign-up can log in now, and its owner should hear so
@@ -57,31 +58,14 @@ class SignUpHandler(handlers.SignUpHandler):
         return super().get_result_message(user, *checks, user_is_admin or approved)
 
 
-class _SameSiteOnly:
-    def prepare(self):
-        site = self.request.headers.get("Sec-Fetch-Site", "same-origin")
-        if site not in ("same-origin", "none"):
-            raise web.HTTPError(403, "Account changes must come from the hub's own pages.")
-        return super().prepare()
-
-
-class ToggleAuthorizationHandler(_SameSiteOnly, handlers.ToggleAuthorizationHandler):
-    pass
-
-
-class DiscardHandler(_SameSiteOnly, handlers.DiscardHandler):
-    pass
-
-
 REPLACEMENTS = {
     handlers.LoginHandler: LoginHandler,
     handlers.SignUpHandler: SignUpHandler,
-    handlers.ToggleAuthorizationHandler: ToggleAuthorizationHandler,
-    handlers.DiscardHandler: DiscardHandler,
+    **approval.REPLACEMENTS,
 }
 
 
-class DlhubAuthenticator(NativeAuthenticator):
+class DlhubAuthenticator(approval.FirstAdminSetup, NativeAuthenticator):
     """NativeAuthenticator (configured as ``c.NativeAuthenticator``) with the handlers above."""
 
     approve_known_users = Bool(
@@ -104,4 +88,5 @@ class DlhubAuthenticator(NativeAuthenticator):
         return authed
 
     def get_handlers(self, app):
-        return [(route, REPLACEMENTS.get(h, h)) for route, h in super().get_handlers(app)]
+        native = [(route, REPLACEMENTS.get(h, h)) for route, h in super().get_handlers(app)]
+        return native + approval.ROUTES

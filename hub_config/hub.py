@@ -44,4 +44,9 @@ def configure(c, environ=None, cwd=None) -> dict:
     except ValueError as e:  # e.g. the kubernetes backend without the chart's environment
         sys.exit(str(e))
     mapping.apply(c, traits)
+    # callables, which the mapping (plain data) cannot hold: the admins' pending sign-ups
+    from . import approval
+
+    c.JupyterHub.template_vars = {"dlhub_pending_signups": approval.pending_signups}
+    c.JupyterHub.default_url = approval.landing_url
     return cfg

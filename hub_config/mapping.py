@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .first_admin import TOKEN_FILE as FIRST_ADMIN_TOKEN
+
 #: Scopes of the idle culler's role: list servers and their activity, stop servers.
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -23,6 +25,9 @@ SPAWNER_CLASSES = {
 
 #: Name template of the docker backend's home volumes ({username} is escaped by the spawner).
 HOME_VOLUME = "{prefix}-home-{{username}}"
+
+#: The hub's page templates of dlhub (package data): page.html, the account pages.
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def resolve_data_dir(cfg: dict, cwd: str | os.PathLike) -> Path:
@@ -187,6 +192,8 @@ def traits_for(
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
             "services": culler_service(cfg["culling"], python) + gpu_services,
             "load_roles": culler_roles(cfg["culling"]) + gpu_roles,
+            # page.html (the admins' pending sign-ups) and the account pages
+            "template_paths": [str(TEMPLATES)],
         },
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub['proxy_api_port']}",
@@ -197,7 +204,10 @@ def traits_for(
             # NativeAuthenticator only lets approved accounts log in; that is the allow list.
             "allow_all": True,
         },
-        "DlhubAuthenticator": {"approve_known_users": auth["approve_known_users"]},
+        "DlhubAuthenticator": {
+            "approve_known_users": auth["approve_known_users"],
+            "first_admin_token_file": str(data_dir / FIRST_ADMIN_TOKEN),
+        },
         "NativeAuthenticator": {
             "open_signup": auth["open_signup"],
             "minimum_password_length": auth["minimum_password_length"],

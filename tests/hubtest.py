@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,10 +18,13 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 import websocket
 import yaml
+
+from hub_config import first_admin
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_PY = REPO / "hub_config" / "jupyterhub_config.py"
@@ -181,11 +185,16 @@ class RunningHub:
     def session(self) -> Browserless:
         return Browserless(self.url)
 
+    def setup_token(self) -> str:
+        """A new one-time token for the first admin's setup page, as `dlhub up` makes it."""
+        return first_admin.issue(first_admin.token_path(self.data_dir))
+
     def admin(self, name: str = "admin", password: str | None = None) -> Browserless:
-        """Sign up and log in the configured admin; return the logged-in session."""
+        """Make the configured admin's account with a one-time setup token (as an operator
+        does with the link `dlhub up` prints) and log in; return the logged-in session."""
         password = password or new_password()
         s = self.session()
-        s.signup(name, password)
+        s.first_admin(name, password, self.setup_token())
         s.login(name, password)
         return s
 
@@ -197,6 +206,14 @@ class RunningHub:
         admin.approve(name)
         s.login(name, password)
         return s
+
+
+def setup_token_in(banner: str) -> str:
+    """The one-time token in the setup link of a `dlhub up` banner (or a log holding it)."""
+    match = re.search(r"/hub/first-admin\?token=([\w-]+)", banner)
+    if not match:
+        raise AssertionError(f"no first-admin setup link in:\n{banner[-3000:]}")
+    return match.group(1)
 
 
 def new_password() -> str:
@@ -237,6 +254,17 @@ class Browserless(requests.Session):
         r.raise_for_status()
         return r
 
+    def first_admin(self, name: str, password: str, token: str) -> requests.Response:
+        """Make the admin account ``name`` on the setup page of the one-time ``token``."""
+        self.get(self.url(f"/hub/first-admin?token={token}")).raise_for_status()
+        r = self.post_form(
+            "/hub/first-admin",
+            {"token": token, "username": name, "password": password,
+             "password_confirmation": password},
+        )  # fmt: skip
+        r.raise_for_status()
+        return r
+
     def login(self, name: str, password: str) -> requests.Response:
         self.get(self.url("/hub/login"))
         r = self.post_form(
@@ -248,7 +276,8 @@ class Browserless(requests.Session):
         return r
 
     def approve(self, name: str) -> None:
-        r = self.get(self.url(f"/hub/authorize/{name}"))
+        """Approve ``name``'s sign-up with the authorize page's form (a POST with XSRF)."""
+        r = self.post_form(f"/hub/authorize/{quote(name, safe='')}", {"action": "approve"})
         r.raise_for_status()
 
     def api(self, method: str, path: str, **kw) -> requests.Response:

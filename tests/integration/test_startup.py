@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hubtest import CONFIG_PY, start_server, token_api, wait_for
+from hubtest import CONFIG_PY, new_password, setup_token_in, start_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +103,10 @@ def test_dlhub_up_prints_where_to_log_in_and_ctrl_c_stops_everything(hub_factory
     hub.start(command=[sys.executable, "-m", "hub_config", "up"])
     banner = hub.log()
     assert f"Open {hub.url}/hub/ in your browser." in banner
-    assert f"sign up at {hub.url}/hub/signup as 'admin'" in banner
-    admin = hub.admin()
+    assert f"First admin: open {hub.url}/hub/first-admin?token=" in banner
+    admin, password = hub.session(), new_password()
+    admin.first_admin("admin", password, setup_token_in(banner))
+    admin.login("admin", password)
     token = admin.new_token("ctrl-c")
     start_server(hub.url, token, "admin")
     home = hub.data_dir / "users" / "admin"
@@ -113,22 +115,6 @@ def test_dlhub_up_prints_where_to_log_in_and_ctrl_c_stops_everything(hub_factory
     assert processes_in(home) == []
     with pytest.raises(requests.ConnectionError):
         requests.get(hub.url, timeout=5)
-
-
-def test_approval_link_from_another_site_is_refused(hub_factory):
-    hub = hub_factory({"culling": {"enabled": False}}, name="csrf")
-    admin = hub.admin()
-    victim = hub.session()
-    victim.signup("dave", "pw-dave-12345")
-    r = admin.get(admin.url("/hub/authorize/dave"), headers={"Sec-Fetch-Site": "cross-site"})
-    assert r.status_code == 403
-    assert "must come from the hub" in r.text
-    page = admin.get(admin.url("/hub/authorize")).text
-    row = page[page.index(">dave<") :]
-    assert ">Authorize<" in row.split("</tr>")[0]
-    # from the hub's own page it works
-    r = admin.get(admin.url("/hub/authorize/dave"), headers={"Sec-Fetch-Site": "same-origin"})
-    assert r.status_code == 200
 
 
 def test_hub_runs_on_postgres(postgres, hub_factory):
