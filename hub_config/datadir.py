@@ -7,21 +7,27 @@ import secrets
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
+#: the pid files of the hub and of the proxy it starts
+HUB_PID = "jupyterhub.pid"
+PROXY_PID = "jupyterhub-proxy.pid"
 
 
 def prepare(data_dir: Path, db_url: str) -> None:
-    """Create ``data_dir`` (mode 0700) and make an SQLite database file mode 0600.
+    """Create ``data_dir`` (mode 0700) and make an SQLite database file and the hub's pid
+    file mode 0600.
 
-    The database file is created empty before the hub opens it, so it is never
-    readable by others, not even for a moment.
+    Both are created empty before the hub opens them (it keeps an existing file's mode),
+    so they are never readable by others, not even for a moment.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
+    private = [data_dir / HUB_PID]
     if db_url.startswith(SQLITE_PREFIX):
-        db_file = Path(db_url[len(SQLITE_PREFIX) :])
-        fd = os.open(db_file, os.O_CREAT | os.O_RDWR, 0o600)
+        private.append(Path(db_url[len(SQLITE_PREFIX) :]))
+    for path in private:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
-        os.chmod(db_file, 0o600)
+        os.chmod(path, 0o600)
 
 
 def secret(data_dir: Path, name: str) -> str:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from . import datadir
 from .first_admin import TOKEN_FILE as FIRST_ADMIN_TOKEN
 
 #: Scopes of the idle culler's role: list servers and their activity, stop servers.
@@ -186,7 +187,8 @@ def traits_for(
             "hub_bind_url": f"http://127.0.0.1:{hub['hub_port']}",
             "db_url": db_url(cfg, data_dir),
             "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
-            "pid_file": str(data_dir / "jupyterhub.pid"),
+            "pid_file": str(data_dir / datadir.HUB_PID),
+            "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
             "log_level": hub["log_level"],
             "authenticator_class": "hub_config.auth.DlhubAuthenticator",
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
@@ -197,7 +199,7 @@ def traits_for(
         },
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub['proxy_api_port']}",
-            "pid_file": str(data_dir / "jupyterhub-proxy.pid"),
+            "pid_file": str(data_dir / datadir.PROXY_PID),
         },
         "Authenticator": {
             "admin_users": set(auth["admin_users"]),

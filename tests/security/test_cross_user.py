@@ -11,6 +11,7 @@ token gets through the same requests (so a refusal is not an accident).
 from __future__ import annotations
 
 import pytest
+import requests
 import websocket
 from securitykit import BACKENDS
 
@@ -38,7 +39,7 @@ def users(hub):
     tokens = {name: s.new_token("cross-user") for name, s in sessions.items()}
     for name, token in tokens.items():
         start_server(hub.url, token, name)
-    alice = f"/user/alice/api"
+    alice = "/user/alice/api"
     r = token_api(
         hub.url,
         tokens["alice"],
@@ -141,7 +142,6 @@ def test_his_own_servers_cookie_renamed_is_refused(hub, users):
     """The server cookie is signed for its name: bob's cannot pass for alice's."""
     bob = users["sessions"]["bob"]
     value = next(c.value for c in bob.cookies if c.name == "jupyterhub-user-bob")
-    import requests
 
     for name in ("jupyterhub-user-alice", "jupyterhub-user-bob"):
         r = requests.get(
