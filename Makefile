@@ -4,7 +4,16 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV := .venv
-USER_ENV := .venv-user
+# The user environment: run by every user's account when the hub runs as root, so it
+# lives outside the checkout (often in root's private home) and is built with the
+# system's Python, which every account can execute.
+ifeq ($(shell id -u),0)
+USER_ENV ?= /opt/dlhub/user-env
+USER_PYTHON ?= /usr/bin/python3
+else
+USER_ENV ?= .venv-user
+USER_PYTHON ?= $(PYTHON)
+endif
 LOCK := images/singleuser/requirements.txt
 IMAGE_REQS := images/singleuser/requirements-image.txt
 STARTER := images/singleuser/starter
@@ -13,7 +22,7 @@ CONFIG ?=
 PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
-export DLHUB_USER_ENV := $(CURDIR)/$(USER_ENV)
+export DLHUB_USER_ENV := $(abspath $(USER_ENV))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip's output without the harmless "Location ... is ignored" lines, keeping pip's exit status
 PIP_QUIET := 2>&1 | { grep -v "is ignored" || true; }; test $${PIPESTATUS[0]} -eq 0
@@ -39,7 +48,7 @@ DLHUB_LAB := images/singleuser/dlhub-lab
 $(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $(wildcard $(STARTER)/*) \
 		$(shell find $(DLHUB_LAB) -type f -not -path '*/build/*' -not -path '*.egg-info*')
 	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
-	@test -x $(USER_ENV)/bin/python || $(PYTHON) -m venv $(USER_ENV)
+	@test -x $(USER_ENV)/bin/python || $(USER_PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q -r $(LOCK) -r $(IMAGE_REQS) $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q --no-deps ./$(DLHUB_LAB) $(PIP_QUIET)
@@ -49,6 +58,7 @@ $(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $
 	@cp images/singleuser/overrides.json $(USER_ENV)/share/jupyter/lab/settings/overrides.json
 	@rm -rf $(USER_ENV)/share/dlhub/starter && mkdir -p $(USER_ENV)/share/dlhub
 	@cp -r $(STARTER) $(USER_ENV)/share/dlhub/starter
+	@chmod -R a+rX $(USER_ENV)
 	@touch $@
 
 $(PROXY): package.json package-lock.json

@@ -97,9 +97,27 @@ def cmd_up(args) -> int:
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
     data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
     print(banner(cfg, data_dir, first_admin_link(cfg, data_dir)), flush=True)
+    if cfg["backend"] == "local":
+        print("\n".join(local_mode(cfg)) + "\n", flush=True)
     config_py = resources.files("hub_config").joinpath("jupyterhub_config.py")
     jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
     os.execv(jupyterhub, [jupyterhub, "-f", str(config_py)])
+
+
+def local_mode(cfg: dict) -> list[str]:
+    """The local backend: whose account servers run as, and whether limits hold."""
+    import getpass
+
+    from . import accounts, cgroups
+
+    support = cgroups.detect()
+    return accounts.local_mode_lines(
+        cfg["local"]["account_prefix"],
+        os.geteuid() == 0,
+        getpass.getuser(),
+        support.version,
+        support.reason,
+    )
 
 
 def cmd_docs(args) -> int:

@@ -31,6 +31,7 @@ def configure(c, environ=None, cwd=None) -> dict:
             sys.exit(f"dlhub: {e}")
     datadir.prepare(data_dir, mapping.db_url(cfg, data_dir))
     gpu_secret = datadir.secret(data_dir, "gpu-scheduler-secret") if cfg["gpus"]["enabled"] else ""
+    as_root = os.geteuid() == 0
     try:
         traits = mapping.traits_for(
             cfg,
@@ -40,9 +41,19 @@ def configure(c, environ=None, cwd=None) -> dict:
             hub_prefix=sys.prefix,
             docker_gateway=gateway,
             gpu_secret=gpu_secret,
+            as_root=as_root,
         )
     except ValueError as e:  # e.g. the kubernetes backend without the chart's environment
         sys.exit(str(e))
+    if cfg["backend"] == "local" and as_root:
+        from .unix_accounts import prepare_local_dirs
+
+        local = traits["LocalSpawner"]
+        problem = prepare_local_dirs(
+            local["users_dir"], local["volumes_dir"], local["user_env_prefix"]
+        )
+        if problem:
+            sys.exit(f"dlhub: {problem}")
     mapping.apply(c, traits)
     # callables, which the mapping (plain data) cannot hold: the admins' pending sign-ups
     from . import approval

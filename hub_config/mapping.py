@@ -46,6 +46,23 @@ def user_env(cfg: dict, environ: dict, hub_prefix: str) -> str:
     return cfg["local"]["user_env"] or environ.get("DLHUB_USER_ENV") or hub_prefix
 
 
+#: Where users' homes and dlhub's shared folders are when the hub runs as root (the
+#: data dir is root's alone then, and every user's account must reach these).
+ROOT_USERS_DIR = "/home"
+ROOT_VOLUMES_DIR = "/srv/dlhub/volumes"
+
+
+def local_dirs(cfg: dict, data_dir: Path, as_root: bool) -> tuple[str, str]:
+    """``local.users_dir`` and ``local.volumes_dir``, or their defaults: outside the data
+    dir when the hub runs as root, inside it otherwise."""
+    local = cfg["local"]
+    if as_root:
+        defaults = (ROOT_USERS_DIR, ROOT_VOLUMES_DIR)
+    else:
+        defaults = (str(data_dir / "users"), str(data_dir / "volumes"))
+    return local.get("users_dir") or defaults[0], local.get("volumes_dir") or defaults[1]
+
+
 def culler_service(culling: dict, python: str) -> list[dict]:
     """The hub-managed idle-culler service, or nothing when culling is disabled."""
     if not culling["enabled"]:
@@ -168,8 +185,12 @@ def traits_for(
     hub_prefix: str = "",
     docker_gateway: str | None = None,
     gpu_secret: str = "",
+    as_root: bool = False,
 ) -> dict[str, dict]:
     """Map a validated platform config to JupyterHub traits.
+
+    ``as_root``: the hub runs as root (local backend: a system account per user, homes
+    and shared folders outside the data dir).
 
     ``docker_gateway`` (docker backend) is the address of the user containers' network
     on this host: the hub listens there for its servers.
@@ -228,11 +249,13 @@ def traits_for(
         traits["Spawner"]["server_token_scopes"] = list(SERVER_TOKEN_SCOPES)
     profiles = [dict(p) for p in cfg["profiles"]]
     if cfg["backend"] == "local":
+        users_dir, volumes_dir = local_dirs(cfg, data_dir, as_root)
         traits["LocalSpawner"] = {
             "profiles": profiles,
             "user_env_prefix": user_env(cfg, environ, hub_prefix),
-            "users_dir": str(data_dir / "users"),
-            "volumes_dir": str(data_dir / "volumes"),
+            "users_dir": users_dir,
+            "volumes_dir": volumes_dir,
+            "account_prefix": cfg["local"].get("account_prefix", "dlhub-"),
         }
     elif cfg["backend"] == "docker":
         for section, values in docker_traits(cfg, docker_gateway, profiles).items():

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from pathlib import Path
 
 from dockerspawner import DockerSpawner as _DockerSpawner
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
-from . import profiles, volumes
+from . import accounts, cgroups, profiles, unix_accounts, volumes
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
@@ -91,12 +93,17 @@ class ListeningMixin:
         return ip, port
 
 
-class LocalSpawner(
-    ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, SimpleLocalProcessSpawner
-):
+class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalProcessSpawner):
     """User servers as local processes from dlhub's user environment.
 
-    Each user works in ``users_dir/<escaped username>``, created mode 0700.
+    Hub run as root: each hub user gets a system account of their own (see
+    :mod:`.accounts`), made at their first start, with the home
+    ``users_dir/<account>`` (mode 0700, theirs). Their server runs as that account, in a
+    cgroup with the profile's memory and CPU limits where the machine allows (see
+    :mod:`.cgroups`); the shared folders are reached through unix groups.
+
+    Hub run as an ordinary user: every server runs as that user (a trusted team), in
+    ``users_dir/<escaped username>`` (mode 0700).
     """
 
     user_env_prefix = Unicode(
@@ -106,18 +113,46 @@ class LocalSpawner(
     )
     users_dir = Unicode(
         config=True,
-        help="Directory holding one working directory per user.",
+        help="Directory holding one home per user (platform config `local.users_dir`).",
     )
     volumes_dir = Unicode(
         config=True,
         help="""Directory holding dlhub's own shared volumes (`datasets`, `shared`,
-        `group-<group>`), linked into each user's directory by their groups.""",
+        `group-<group>`), linked into each user's directory by their groups
+        (platform config `local.volumes_dir`).""",
     )
     starter_dir = Unicode(
         config=True,
         help="""Starter notebooks copied into a user's directory on their first start.
         Default: `share/dlhub/starter` in the user environment.""",
     )
+    account_prefix = Unicode(
+        accounts.DEFAULT_PREFIX,
+        config=True,
+        help="""Hub run as root: the start of every system account dlhub makes for its
+        users (`dlhub-` gives `dlhub-alice`), and of its unix groups (`dlhub_users`,
+        `dlhub_g_<group>`). Platform config `local.account_prefix`.""",
+    )
+    account = Unicode(
+        help="""The system account this user's server runs as (hub run as root; empty
+        otherwise). Kept in the spawner state, so a changed prefix cannot orphan a
+        running server.""",
+    )
+    home_dir = Unicode(help="The user's home: their server's working directory.")
+
+    #: what the machine allows for limits (found once per hub process)
+    _cgroup_support: cgroups.Support | None = None
+
+    @property
+    def system_accounts(self) -> bool:
+        """Whether each user has a system account of their own (the hub runs as root)."""
+        return os.geteuid() == 0
+
+    @default("account")
+    def _default_account(self):
+        if not self.system_accounts:
+            return ""
+        return accounts.account_name(self.account_prefix, self.user.name)
 
     @default("starter_dir")
     def _default_starter_dir(self):
@@ -129,54 +164,219 @@ class LocalSpawner(
 
     @default("home_dir")
     def _default_home_dir(self):
-        return os.path.join(self.users_dir, safe_slug(self.user.name))
+        name = self.account if self.system_accounts else safe_slug(self.user.name)
+        return os.path.join(self.users_dir, name)
 
-    def get_args(self):
-        args = super().get_args()
-        if os.geteuid() == 0:
-            # every server runs as the hub's own user here; Jupyter refuses root without this
-            args.append("--allow-root")
-        return args
+    def get_state(self):
+        state = super().get_state()
+        if self.account:
+            state["account"] = self.account
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("account"):
+            self.account = state["account"]
+
+    def user_env(self, env):
+        """The account's (or, without accounts, the user's) name, home and shell, and the
+        user environment first on the PATH (a terminal's `python` and `pip`)."""
+        env["USER"] = self.account or self.user.name
+        env["HOME"] = self.home_dir
+        env["SHELL"] = unix_accounts.SHELL
+        bin_dir = os.path.join(self.user_env_prefix, "bin")
+        rest = SYSTEM_PATH if self.system_accounts else env.get("PATH", SYSTEM_PATH)
+        env["PATH"] = os.pathsep.join([bin_dir, rest])
+        return env
+
+    def make_preexec_fn(self, name):
+        home = self.home_dir
+        if not self.system_accounts:
+            return lambda: os.chdir(home)
+        become = super().make_preexec_fn(self.account)
+        cgroup = self._cgroup
+        links = self._links
+
+        def preexec():
+            # in the new process, before it runs the server (no logging here)
+            if cgroup is not None:
+                cgroup.join(os.getpid())
+            os.umask(0o002)  # files in the shared folders stay writable by their group
+            become()
+            try:
+                link_mounts(home, links)
+            except OSError as e:  # the user's own files in the way: start without the links
+                print(f"dlhub: could not link the shared folders: {e}", file=sys.stderr)
+
+        return preexec
 
     def assign_gpus(self, devices):
         self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ",".join(devices)}
 
     async def start(self):
-        os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
-        copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
-        if copied:
-            self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
-        self.link_volumes()
+        if self.system_accounts:
+            await asyncio.to_thread(self._prepare_account)
+        else:
+            os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
+            if copied:
+                self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
+            for skipped in link_mounts(self.home_dir, self._volume_targets()):
+                self.log.warning("Not linking %s for %s: the path exists", skipped, self._log_name)
         return await super().start()
 
-    def link_volumes(self) -> None:
-        """Link this user's shared volumes into their directory; unlink group volumes of
-        groups they left. (Every local server runs as the same system user: read-only is
-        a file mode here, not enforced; the docker backend enforces it.)"""
-        if not self.volumes_config:
-            return
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            cgroup = self._server_cgroup()
+            if cgroup is not None:
+                try:
+                    await asyncio.to_thread(cgroup.remove)
+                except OSError as e:
+                    self.log.warning("Could not remove the cgroup of %s: %s", self._log_name, e)
+
+    # --- hub run as root -------------------------------------------------------------
+
+    _cgroup: cgroups.ServerCgroup | None = None
+    _links: list = []
+
+    def _server_cgroup(self) -> cgroups.ServerCgroup | None:
+        if not self.system_accounts or not self.account:
+            return None
+        if LocalSpawner._cgroup_support is None:
+            LocalSpawner._cgroup_support = cgroups.detect()
+        support = LocalSpawner._cgroup_support
+        if support.version is None:
+            return None
+        return cgroups.ServerCgroup(support.version, self.account)
+
+    def _prepare_account(self) -> None:
+        """The account, its home, groups, shared folders and cgroup, before the server
+        starts (blocking: run in a thread)."""
         home = Path(self.home_dir)
+        try:
+            account, _ = unix_accounts.ensure_account(self.account, str(home))
+        except accounts.AccountError as e:
+            raise web.HTTPError(409, str(e)) from None
+        new_home = not home.exists()
+        if new_home:
+            home.mkdir(mode=0o700)
+            copied = copy_starter(Path(self.starter_dir), home)
+            if copied:
+                self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
+        if new_home or home.stat().st_uid != account.pw_uid:
+            unix_accounts.own_tree(home, account.pw_uid, account.pw_gid)
+        os.chmod(home, 0o700)
+        self._links = self._volume_targets()
+        self._cgroup = self._server_cgroup()
+        if self._cgroup is not None:
+            self._cgroup.create(self.mem_limit, self.cpu_limit)
+            self.log.info(
+                "Server %s runs as %s in cgroup %s",
+                self._log_name,
+                self.account,
+                self._cgroup.dirs,
+            )
+        else:
+            self.log.info("Server %s runs as %s (no cgroup limits)", self._log_name, self.account)
+
+    def _volume_targets(self) -> list[tuple[str, str]]:
+        """This user's shared volumes as (path in the home, directory), the directories
+        made with their modes; as root also the account's unix groups for them."""
+        if not self.volumes_config:
+            return []
         mine = self.user_mounts()
-        targets = {m.target for m in mine}
-        for mount in volumes.declared(self.volumes_config):
-            link = home / mount.target
-            if link.is_symlink() and mount.target not in targets:
-                link.unlink()
+        if self.system_accounts:
+            self._sync_groups()
+        volumes_dir = Path(self.volumes_dir)
+        pairs = []
         for mount in mine:
-            target = Path(mount.source or os.path.join(self.volumes_dir, mount.name))
-            target.mkdir(parents=True, exist_ok=True)
-            if mount.read_only and not mount.source:
-                target.chmod(0o555)
-            link = home / mount.target
-            link.parent.mkdir(parents=True, exist_ok=True)
+            target = Path(mount.source or volumes_dir / mount.name)
+            if not mount.source:
+                target.mkdir(parents=True, exist_ok=True)
+                if self.system_accounts:
+                    self._own_volume(mount, target)
+                elif mount.name == "datasets":
+                    target.chmod(0o555)
+            pairs.append((mount.target, str(target)))
+        # group volumes of groups the user left: their links go
+        kept = {m.target for m in mine}
+        for mount in volumes.declared(self.volumes_config):
+            if mount.target not in kept:
+                pairs.append((mount.target, ""))
+        return pairs
+
+    def _sync_groups(self) -> None:
+        prefix = self.account_prefix
+        shared = accounts.users_group(prefix)
+        wanted = {shared}
+        unix_accounts.ensure_group(shared)
+        mine = {g.name for g in self.user.groups}
+        for v in self.volumes_config["groups"]:
+            group = accounts.volume_group(prefix, v["group"])
+            unix_accounts.ensure_group(group)
+            if v["group"] in mine:
+                wanted.add(group)
+
+        def managed(name):
+            return name == shared or accounts.is_volume_group(prefix, name)
+
+        unix_accounts.set_groups(self.account, wanted, managed)
+        # only dlhub's accounts (and root) enter the volumes directory
+        volumes_dir = Path(self.volumes_dir)
+        volumes_dir.mkdir(parents=True, exist_ok=True)
+        os.chown(volumes_dir, 0, unix_accounts.ensure_group(shared))
+        volumes_dir.chmod(0o750)
+
+    def _own_volume(self, mount, target: Path) -> None:
+        """datasets: root's, read-only for all; shared: every dlhub account's; a group
+        volume: its group's members' (others may read where ``others: read``)."""
+        prefix = self.account_prefix
+        if mount.name == "datasets":
+            os.chown(target, 0, 0)
+            target.chmod(0o755)
+        elif mount.name == "shared":
+            os.chown(target, 0, unix_accounts.ensure_group(accounts.users_group(prefix)))
+            target.chmod(0o2770)
+        else:
+            v = next(
+                v
+                for v in self.volumes_config["groups"]
+                if volumes.group_volume_name(v["group"]) == mount.name
+            )
+            os.chown(
+                target, 0, unix_accounts.ensure_group(accounts.volume_group(prefix, v["group"]))
+            )
+            target.chmod(0o2775 if v["others"] == "read" else 0o2770)
+
+
+#: The PATH of a server run as a user's own account (after the user environment's bin).
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def link_mounts(home: str, pairs: list[tuple[str, str]]) -> list[str]:
+    """Link each (path in ``home``, directory) of a user's volumes; remove the links of
+    pairs whose directory is empty (volumes the user no longer has). Returns the paths
+    left alone because something else is there. Runs as the user's account when there is
+    one, so it logs nothing."""
+    skipped = []
+    for target, directory in pairs:
+        link = Path(home) / target
+        if not directory:
             if link.is_symlink():
-                if link.resolve() == target.resolve():
-                    continue
                 link.unlink()
-            elif link.exists():
-                self.log.warning("Not linking %s for %s: the path exists", link, self._log_name)
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            if os.readlink(link) == directory:
                 continue
-            link.symlink_to(target, target_is_directory=True)
+            link.unlink()
+        elif link.exists():
+            skipped.append(str(link))
+            continue
+        link.symlink_to(directory, target_is_directory=True)
+    return skipped
 
 
 class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _DockerSpawner):

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+import weakref
 from pathlib import Path
 from urllib.parse import quote
 
@@ -49,8 +52,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def as_root() -> bool:
+    return os.geteuid() == 0
+
+
 def user_env() -> Path:
-    return Path(os.environ.get("DLHUB_USER_ENV") or REPO / ".venv-user")
+    """The user environment `make` builds: outside the checkout when run as root (every
+    user's account runs it), `.venv-user` otherwise."""
+    default = Path("/opt/dlhub/user-env") if as_root() else REPO / ".venv-user"
+    return Path(os.environ.get("DLHUB_USER_ENV") or default)
 
 
 def docker_engine_with(*images: str):
@@ -103,7 +113,13 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "con
 
 
 class RunningHub:
-    """A hub process with its own data dir and ports."""
+    """A hub process with its own data dir and ports.
+
+    Run as root on the local backend, the hub makes a system account per user: each hub
+    gets its own account prefix (``dlt<hex>-``) and a users' and volumes' directory that
+    every account can reach (pytest's temporary tree is root's alone); its accounts and
+    groups are removed when it stops, the directories when the object goes.
+    """
 
     def __init__(self, workdir: Path, config: dict | None = None):
         self.workdir = Path(workdir)
@@ -118,6 +134,16 @@ class RunningHub:
             },
             "local": {"user_env": str(user_env())},
         }
+        self.shared_root: Path | None = None
+        if as_root() and (config or {}).get("backend", "local") == "local":
+            self.shared_root = Path(tempfile.mkdtemp(prefix="dlhub-test-"))
+            self.shared_root.chmod(0o711)
+            weakref.finalize(self, shutil.rmtree, self.shared_root, True)
+            base["local"].update(
+                users_dir=str(self.shared_root / "users"),
+                volumes_dir=str(self.shared_root / "volumes"),
+                account_prefix=f"dlt{uuid.uuid4().hex[:5]}-",
+            )
         self.config = _merge(base, config or {})
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_file = self.workdir / "dlhub.yaml"
@@ -128,6 +154,51 @@ class RunningHub:
     @property
     def data_dir(self) -> Path:
         return self.workdir / "data"
+
+    @property
+    def system_accounts(self) -> bool:
+        """Whether each user's server runs as an account of its own (local, as root)."""
+        return self.shared_root is not None
+
+    def account(self, user: str) -> str | None:
+        """The system account of ``user``'s server (None: the hub's own account)."""
+        if not self.system_accounts:
+            return None
+        from hub_config.accounts import account_name
+
+        return account_name(self.config["local"]["account_prefix"], user)
+
+    def home(self, user: str) -> Path:
+        """``user``'s home on the local backend."""
+        from hub_config.naming import safe_slug
+
+        if self.system_accounts:
+            return Path(self.config["local"]["users_dir"]) / self.account(user)
+        return Path(self.config["local"].get("users_dir") or self.data_dir / "users") / safe_slug(
+            user
+        )
+
+    def volumes_dir(self) -> Path:
+        """Where the local backend keeps dlhub's own shared folders."""
+        return Path(self.config["local"].get("volumes_dir") or self.data_dir / "volumes")
+
+    def remove_accounts(self) -> None:
+        """Remove the system accounts and groups this hub made (its prefix and mark)."""
+        if not self.system_accounts:
+            return
+        import grp
+        import pwd
+
+        from hub_config.accounts import is_dlhub_account, users_group
+
+        prefix = self.config["local"]["account_prefix"]
+        for entry in pwd.getpwall():
+            if entry.pw_name.startswith(prefix) and is_dlhub_account(entry.pw_gecos):
+                subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+        base = users_group(prefix).removesuffix("users")
+        for group in grp.getgrall():
+            if group.gr_name.startswith(base):
+                subprocess.run(["groupdel", group.gr_name], capture_output=True, check=False)
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -166,6 +237,7 @@ class RunningHub:
 
     def stop(self, timeout: float = 60, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
+            self.remove_accounts()
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
@@ -173,6 +245,8 @@ class RunningHub:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
+        finally:
+            self.remove_accounts()
 
     def log(self) -> str:
         try:

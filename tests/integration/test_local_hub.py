@@ -98,7 +98,7 @@ def test_user_runs_tensorflow_in_a_real_kernel(hub, alice):
         assert math.isfinite(float(values["LOSS"][0]))
         # the default profile applied; the working directory is the user's own, private
         assert values["ENV"] == ["standard", str(4 * 1024**3), "2.0"]
-        home = hub.data_dir / "users" / "alice"
+        home = hub.home("alice")
         assert values["CWD"] == [str(home)]
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
         # the starter notebooks are there on the first start

@@ -109,7 +109,7 @@ def test_dlhub_up_prints_where_to_log_in_and_ctrl_c_stops_everything(hub_factory
     admin.login("admin", password)
     token = admin.new_token("ctrl-c")
     start_server(hub.url, token, "admin")
-    home = hub.data_dir / "users" / "admin"
+    home = hub.home("admin")
     assert processes_in(home), "the user server runs in the user's directory"
     assert hub.stop(sig=signal.SIGINT) == 0
     assert processes_in(home) == []

@@ -163,3 +163,22 @@ def test_gpu_scheduler_off_by_default():
     t = traits()
     assert [s["name"] for s in t["JupyterHub"]["services"]] == ["idle-culler"]
     assert t["GpuMixin"] == {}
+
+
+def test_local_dirs_as_root_are_outside_the_data_dir():
+    local = traits(as_root=True)["LocalSpawner"]
+    assert (local["users_dir"], local["volumes_dir"]) == ("/home", "/srv/dlhub/volumes")
+    assert local["account_prefix"] == "dlhub-"
+    local = traits()["LocalSpawner"]
+    assert (local["users_dir"], local["volumes_dir"]) == (
+        "/srv/dlhub/users",
+        "/srv/dlhub/volumes",
+    )
+    chosen = {"users_dir": "/data/homes", "volumes_dir": "/data/vol", "account_prefix": "jh-"}
+    for as_root in (True, False):
+        local = traits({"local": chosen}, as_root=as_root)["LocalSpawner"]
+        assert (local["users_dir"], local["volumes_dir"], local["account_prefix"]) == (
+            "/data/homes",
+            "/data/vol",
+            "jh-",
+        )

@@ -1,0 +1,147 @@
+"""Memory and CPU limits of local user servers, through Linux control groups.
+
+When the hub runs as root, each server of the local backend gets a control group of its
+own, ``dlhub/<account>``, with the profile's ``mem_limit`` and ``cpu_limit``; the server
+joins it before it runs (see ``LocalSpawner``), so every process it starts is in it too.
+At stop, processes still left in it are killed and the group is removed.
+
+Both layouts are handled: cgroup v2 (one tree, ``cgroup.controllers`` at the mount
+point) and v1 (one tree per controller: ``memory/`` and ``cpu/``).
+:func:`limit_files` is pure; :func:`detect`, :class:`ServerCgroup` are thin I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+PARENT = "dlhub"
+#: The CPU period (microseconds) over which ``cpu_limit`` cores' time is the quota.
+CPU_PERIOD = 100_000
+
+
+def limit_files(version: str, mem_limit: int | None, cpu_limit: float | None) -> dict:
+    """What to write in a server's cgroup: ``{controller: [(file, value), ...]}`` in order.
+
+    ``version`` is ``"v1"`` (keys are the controller trees) or ``"v2"`` (one key, ``""``).
+    A limit of 0 or None writes no limit. Swap is not a way around the memory limit. For
+    v1 the limit with swap is lifted first: it may never be below the memory limit.
+    """
+    mem = int(mem_limit) if mem_limit else 0
+    quota = max(1000, round(float(cpu_limit) * CPU_PERIOD)) if cpu_limit else 0
+    if version == "v2":
+        files = [
+            ("memory.max", str(mem) if mem else "max"),
+            ("memory.swap.max", "0" if mem else "max"),
+            ("cpu.max", f"{quota if quota else 'max'} {CPU_PERIOD}"),
+        ]
+        return {"": files}
+    memory = [
+        ("memory.memsw.limit_in_bytes", "-1"),
+        ("memory.limit_in_bytes", str(mem) if mem else "-1"),
+        ("memory.memsw.limit_in_bytes", str(mem) if mem else "-1"),
+    ]
+    cpu = [("cpu.cfs_period_us", str(CPU_PERIOD)), ("cpu.cfs_quota_us", str(quota or -1))]
+    return {"memory": memory, "cpu": cpu}
+
+
+@dataclass(frozen=True)
+class Support:
+    """What the machine allows: ``version`` is None when limits cannot be enforced."""
+
+    version: str | None
+    reason: str = ""
+
+
+def detect(root: Path = ROOT, euid: int | None = None) -> Support:
+    """Whether this process can give servers cgroups with memory and CPU limits."""
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        return Support(None, "the hub does not run as root")
+    controllers = root / "cgroup.controllers"
+    if controllers.exists():
+        available = set(controllers.read_text().split())
+        missing = {"memory", "cpu"} - available
+        if missing:
+            return Support(None, f"cgroup v2 lacks the {', '.join(sorted(missing))} controller")
+        if not os.access(root / "cgroup.subtree_control", os.W_OK):
+            return Support(None, f"{root} is not writable")
+        return Support("v2")
+    if (root / "memory" / "tasks").exists() and (root / "cpu" / "tasks").exists():
+        if not os.access(root / "memory", os.W_OK):
+            return Support(None, f"{root}/memory is not writable")
+        return Support("v1")
+    return Support(None, f"no memory and cpu cgroup controllers under {root}")
+
+
+class CgroupError(RuntimeError):
+    pass
+
+
+class ServerCgroup:
+    """The cgroup (v2) or cgroups (v1, one per controller) of one server."""
+
+    def __init__(self, version: str, name: str, root: Path = ROOT):
+        self.version = version
+        self.root = Path(root)
+        if version == "v2":
+            self.dirs = {"": self.root / PARENT / name}
+        else:
+            self.dirs = {c: self.root / c / PARENT / name for c in ("memory", "cpu")}
+
+    def _enable_v2_controllers(self) -> None:
+        for directory in (self.root, self.root / PARENT):
+            directory.mkdir(exist_ok=True)
+            enabled = set((directory / "cgroup.subtree_control").read_text().split())
+            if not {"memory", "cpu"} <= enabled:
+                (directory / "cgroup.subtree_control").write_text("+memory +cpu")
+
+    def create(self, mem_limit: int | None, cpu_limit: float | None) -> None:
+        """Make the group (again) with these limits."""
+        try:
+            if self.version == "v2":
+                self._enable_v2_controllers()
+            for controller, files in limit_files(self.version, mem_limit, cpu_limit).items():
+                directory = self.dirs[controller]
+                directory.mkdir(parents=True, exist_ok=True)
+                for name, value in files:
+                    path = directory / name
+                    if path.exists():
+                        path.write_text(value)
+        except OSError as e:
+            raise CgroupError(f"could not set up the cgroup {self.dirs}: {e}") from e
+
+    def join(self, pid: int) -> None:
+        """Put ``pid`` in the group (call from the server's process before it runs)."""
+        for directory in self.dirs.values():
+            with open(directory / "cgroup.procs", "w") as f:
+                f.write(str(pid))
+
+    def pids(self) -> set[int]:
+        found = set()
+        for directory in self.dirs.values():
+            try:
+                found |= {int(p) for p in (directory / "cgroup.procs").read_text().split()}
+            except FileNotFoundError:
+                pass
+        return found
+
+    def remove(self, timeout: float = 5) -> None:
+        """Kill what is left in the group, then remove it."""
+        deadline = time.monotonic() + timeout
+        while (left := self.pids()) and time.monotonic() < deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        for directory in self.dirs.values():
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                pass
