@@ -8,6 +8,9 @@ Thin subclasses only:
 - approve / discard / the authorize page / an admin's change-password, and the first
   admin's setup page: :mod:`hub_config.approval` (a GET changes nothing; changes are
   POSTs with the XSRF token).
+- what sign-up and log-in accept (the username rule, passwords of any length) and how
+  often (lock-out message, per-address throttle): :mod:`hub_config.login_checks`; the
+  REST API's user creation with the same username rule: :mod:`hub_config.user_api`.
 - known users (``approve_known_users``): a sign-up with the name of a user the hub
   already has (created by an admin in the admin panel, through the API or with
   ``dlhub roster import``) is approved at once, and the sign-up page says so.
@@ -20,7 +23,7 @@ from jupyterhub.handlers import BaseHandler
 from nativeauthenticator import NativeAuthenticator, handlers
 from traitlets import Bool
 
-from . import approval
+from . import approval, login_checks, user_api
 
 
 class _NoTimer:
@@ -41,7 +44,7 @@ class _NoStats:
         pass
 
 
-class LoginHandler(handlers.LoginHandler):
+class LoginHandler(login_checks.LoginChecks, handlers.LoginHandler):
     statsd = _NoStats()
 
     def render_template(self, name, **ns):
@@ -49,7 +52,7 @@ class LoginHandler(handlers.LoginHandler):
         return BaseHandler.render_template(self, name, **ns)
 
 
-class SignUpHandler(approval.FirstAdminGuard, handlers.SignUpHandler):
+class SignUpHandler(login_checks.SignUpChecks, approval.FirstAdminGuard, handlers.SignUpHandler):
     def get_result_message(self, user, *args):
         # NativeAuthenticator tells everyone but admins to wait for the admin; an account
         # approved at sign-up can log in now, and its owner should hear so
@@ -65,7 +68,9 @@ REPLACEMENTS = {
 }
 
 
-class DlhubAuthenticator(approval.FirstAdminSetup, NativeAuthenticator):
+class DlhubAuthenticator(
+    approval.FirstAdminSetup, login_checks.CredentialRules, NativeAuthenticator
+):
     """NativeAuthenticator (configured as ``c.NativeAuthenticator``) with the handlers above."""
 
     approve_known_users = Bool(
@@ -89,4 +94,4 @@ class DlhubAuthenticator(approval.FirstAdminSetup, NativeAuthenticator):
 
     def get_handlers(self, app):
         native = [(route, REPLACEMENTS.get(h, h)) for route, h in super().get_handlers(app)]
-        return native + approval.ROUTES
+        return user_api.ROUTES + native + approval.ROUTES

@@ -63,6 +63,16 @@ def local_dirs(cfg: dict, data_dir: Path, as_root: bool) -> tuple[str, str]:
     return local.get("users_dir") or defaults[0], local.get("volumes_dir") or defaults[1]
 
 
+def cookie_options(bind_url: str) -> dict:
+    """Options of every cookie the hub sets: ``SameSite=Lax`` (a page on another site
+    cannot send the hub's cookies with its forms or scripts), and ``Secure`` when the hub
+    is served over https (``hub.bind_url``), so a browser never sends them in clear."""
+    options = {"samesite": "Lax"}
+    if urlparse(bind_url).scheme == "https":
+        options["secure"] = True
+    return options
+
+
 def culler_service(culling: dict, python: str) -> list[dict]:
     """The hub-managed idle-culler service, or nothing when culling is disabled."""
     if not culling["enabled"]:
@@ -210,6 +220,7 @@ def traits_for(
             "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
             "pid_file": str(data_dir / datadir.HUB_PID),
             "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
+            "tornado_settings": {"cookie_options": cookie_options(hub["bind_url"])},
             "log_level": hub["log_level"],
             "authenticator_class": "hub_config.auth.DlhubAuthenticator",
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
@@ -231,6 +242,9 @@ def traits_for(
             "approve_known_users": auth["approve_known_users"],
             "first_admin_token_file": str(data_dir / FIRST_ADMIN_TOKEN),
         },
+            "login_throttle_failures": auth["throttle_failed_logins"],
+            "login_throttle_seconds": auth["throttle_seconds"],
+            "trusted_proxies": list(auth["trusted_proxies"]),
         "NativeAuthenticator": {
             "open_signup": auth["open_signup"],
             "minimum_password_length": auth["minimum_password_length"],
