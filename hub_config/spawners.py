@@ -187,6 +187,10 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         bin_dir = os.path.join(self.user_env_prefix, "bin")
         rest = SYSTEM_PATH if self.system_accounts else env.get("PATH", SYSTEM_PATH)
         env["PATH"] = os.pathsep.join([bin_dir, rest])
+        if self.system_accounts:
+            # nothing of the hub's own Python setup (root's paths) reaches the user's
+            env.pop("PYTHONPATH", None)
+            env["VIRTUAL_ENV"] = self.user_env_prefix
         return env
 
     def make_preexec_fn(self, name):

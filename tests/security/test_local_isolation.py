@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -247,9 +248,25 @@ def test_a_group_folder_is_for_its_members_only(hub, tokens):
         hub,
         tokens["bob"],
         "bob",
-        "{'read': probe('shared/from-alice.txt'), 'write': write('shared/from-bob.txt')}",
+        "{'read': probe('shared/from-alice.txt'), 'write': write('shared/from-bob.txt'),"
+        " 'change': write('shared/from-alice.txt')}",
     )
-    assert got == {"read": "readable", "write": "written"}
+    assert got == {"read": "readable", "write": "written", "change": "written"}
+
+
+def test_an_account_dlhub_did_not_make_is_never_used(hub, tokens):
+    """An existing system account that has the name dlhub would give a user: refused."""
+    name = hub.account("eve")
+    subprocess.run(["useradd", "--comment", "Eve Smith", name], check=True)
+    try:
+        eve = create_users(hub, tokens["admin"], "eve")["eve"]
+        r = token_api(hub.url, eve, "POST", "/hub/api/users/eve/server", json={})
+        assert r.status_code == 409, r.text
+        assert f"the system account {name} exists and was not made by dlhub" in r.json()["message"]
+        assert pwd.getpwnam(name).pw_gecos == "Eve Smith"
+        assert not hub.home("eve").exists()
+    finally:
+        subprocess.run(["userdel", name], check=True)
 
 
 def test_the_profiles_memory_limit_is_enforced(hub, tokens):
