@@ -456,3 +456,13 @@ class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _Dock
                 {"Driver": "nvidia", "DeviceIDs": list(devices), "Capabilities": [["gpu"]]}
             ]
         self.extra_host_config = config
+
+    def get_env(self):
+        env = super().get_env()
+        if not self.gpu_devices:
+            # no lease, no GPU: also where the engine's default runtime is NVIDIA's and the
+            # image says NVIDIA_VISIBLE_DEVICES=all (as CUDA images do), which would show
+            # every GPU of the host without any device request
+            env["NVIDIA_VISIBLE_DEVICES"] = "void"
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
