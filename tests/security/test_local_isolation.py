@@ -80,7 +80,7 @@ def hub(hub_factory):
             "port": free_port(),
         },
         "profiles": PROFILES,
-        "volumes": {"groups": [{"group": "physics"}]},
+        "volumes": {"groups": [{"group": "physics"}, {"group": "course", "others": "read"}]},
         "culling": {"enabled": False},
     }
     return hub_factory(config, name="localiso")
@@ -240,6 +240,16 @@ def test_a_group_folder_is_for_its_members_only(hub, tokens):
         f" 'write': write({str(folder / 'bob.txt')!r})}}",
     )
     assert got == {"link": False, "dir": "denied", "file": "denied", "write": "denied"}
+    # a group folder with `others: read`: non-members read it, only members write
+    (hub.volumes_dir() / "group-course" / "notes.txt").write_text("read me")
+    got = kernel_json(
+        hub,
+        tokens["bob"],
+        "bob",
+        "{'read': open('groups/course/notes.txt').read(), 'write': write('groups/course/b.txt'),"
+        " 'change': write('groups/course/notes.txt')}",
+    )
+    assert got == {"read": "read me", "write": "denied", "change": "denied"}
     # the shared folder: every user writes, and reads what others wrote
     assert kernel_json(hub, tokens["alice"], "alice", "write('shared/from-alice.txt')") == (
         "written"
