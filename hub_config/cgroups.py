@@ -58,7 +58,9 @@ class Support:
 
 
 def detect(root: Path = ROOT, euid: int | None = None) -> Support:
-    """Whether this process can give servers cgroups with memory and CPU limits."""
+    """Whether this process can give servers cgroups with memory and CPU limits: the
+    parent group ``dlhub`` is made (with the memory and cpu controllers on cgroup v2), so
+    that the answer is what happens, not a guess."""
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
         return Support(None, "the hub does not run as root")
@@ -68,14 +70,21 @@ def detect(root: Path = ROOT, euid: int | None = None) -> Support:
         missing = {"memory", "cpu"} - available
         if missing:
             return Support(None, f"cgroup v2 lacks the {', '.join(sorted(missing))} controller")
-        if not os.access(root / "cgroup.subtree_control", os.W_OK):
-            return Support(None, f"{root} is not writable")
-        return Support("v2")
-    if (root / "memory" / "tasks").exists() and (root / "cpu" / "tasks").exists():
-        if not os.access(root / "memory", os.W_OK):
-            return Support(None, f"{root}/memory is not writable")
-        return Support("v1")
-    return Support(None, f"no memory and cpu cgroup controllers under {root}")
+        version, parents = "v2", [root, root / PARENT]
+    elif (root / "memory" / "tasks").exists() and (root / "cpu" / "tasks").exists():
+        version, parents = "v1", [root / "memory" / PARENT, root / "cpu" / PARENT]
+    else:
+        return Support(None, f"no memory and cpu cgroup controllers under {root}")
+    try:
+        for directory in parents:
+            directory.mkdir(exist_ok=True)
+            if version == "v2":
+                control = directory / "cgroup.subtree_control"
+                if not {"memory", "cpu"} <= set(control.read_text().split()):
+                    control.write_text("+memory +cpu")
+    except OSError as e:
+        return Support(None, f"cannot make cgroups under {root} ({e.strerror or e})")
+    return Support(version)
 
 
 class CgroupError(RuntimeError):
@@ -93,18 +102,9 @@ class ServerCgroup:
         else:
             self.dirs = {c: self.root / c / PARENT / name for c in ("memory", "cpu")}
 
-    def _enable_v2_controllers(self) -> None:
-        for directory in (self.root, self.root / PARENT):
-            directory.mkdir(exist_ok=True)
-            enabled = set((directory / "cgroup.subtree_control").read_text().split())
-            if not {"memory", "cpu"} <= enabled:
-                (directory / "cgroup.subtree_control").write_text("+memory +cpu")
-
     def create(self, mem_limit: int | None, cpu_limit: float | None) -> None:
-        """Make the group (again) with these limits."""
+        """Make the group (again) with these limits (after :func:`detect`)."""
         try:
-            if self.version == "v2":
-                self._enable_v2_controllers()
             for controller, files in limit_files(self.version, mem_limit, cpu_limit).items():
                 directory = self.dirs[controller]
                 directory.mkdir(parents=True, exist_ok=True)

@@ -36,12 +36,18 @@ def test_detect(tmp_path):
         (tmp_path / controller).mkdir()
         (tmp_path / controller / "tasks").touch()
     assert detect(tmp_path, euid=0).version == "v1"
+    assert (tmp_path / "memory" / "dlhub").is_dir() and (tmp_path / "cpu" / "dlhub").is_dir()
     (tmp_path / "cgroup.controllers").write_text("cpuset io\n")
     v2 = detect(tmp_path, euid=0)
     assert v2.version is None and "memory" in v2.reason
     (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert "cannot make cgroups" in detect(tmp_path, euid=0).reason
     (tmp_path / "cgroup.subtree_control").touch()
+    (tmp_path / "dlhub").mkdir()
+    (tmp_path / "dlhub" / "cgroup.subtree_control").write_text("memory cpu\n")
     assert detect(tmp_path, euid=0).version == "v2"
+    # the controllers are turned on for the servers' groups
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +cpu"
 
 
 def test_server_cgroup_paths(tmp_path):
