@@ -9,7 +9,7 @@ Thin subclasses of NativeAuthenticator's handlers:
   account on a GET of these links. Here a GET only shows what would change and a button;
   the POST changes it. An unknown name is a 404 page, never a 500.
 - ``/hub/change-password/<name>`` (admins): an unknown name is a 404 for the POST too.
-- ``/hub/first-admin?token=...``: the one-time setup page of :mod:`hub_config.first_admin`;
+- ``/hub/first-admin#token=...``: the one-time setup page of :mod:`hub_config.first_admin`;
   the sign-up page refuses the admin names that have no account yet.
 
 The navigation bar (``templates/page.html``) shows admins the number of pending sign-ups
@@ -115,7 +115,7 @@ class FirstAdminSetup(LoggingConfigurable):
         help="""File holding the one-time token of the first admin's setup link.
 
         ``dlhub up`` writes it (mode 0600) and prints the link
-        ``<hub>/hub/first-admin?token=<token>`` while an admin named in
+        ``<hub>/hub/first-admin#token=<token>`` while an admin named in
         ``admin_users`` has no account; the page removes it once an admin account
         is made with it. Empty: no setup link works, and admin names without an
         account cannot be claimed from the web at all. dlhub sets it to
@@ -218,6 +218,8 @@ class ApprovalHandler(_FromTheHubOnly, handlers.ToggleAuthorizationHandler):
         action = self.get_body_argument("action", "")
         if action not in ("approve", "revoke"):
             raise web.HTTPError(400, "Say action=approve or action=revoke.")
+        if action == "revoke" and info.username == self.current_user.name:
+            raise web.HTTPError(409, "You cannot revoke your own approval: ask another admin.")
         if (action == "approve") != bool(info.is_authorized):
             UserInfo.change_authorization(self.db, info.username)
             self.log.info("%s: %s by %s", action, info.username, self.current_user.name)
@@ -276,8 +278,12 @@ class ChangePasswordAdminHandler(_FromTheHubOnly, handlers.ChangePasswordAdminHa
 
 
 class FirstAdminHandler(BaseHandler):
-    """``/hub/first-admin?token=...``: make the first admin's account with the one-time
-    token that ``dlhub up`` printed."""
+    """``/hub/first-admin#token=...``: make the first admin's account with the one-time
+    token that ``dlhub up`` printed.
+
+    The token comes in the link's fragment (never sent by the browser); the page's script
+    puts it in the form, and only the POST checks it.
+    """
 
     @property
     def token_file(self) -> Path | None:
@@ -314,11 +320,7 @@ class FirstAdminHandler(BaseHandler):
         self.finish(html)
 
     async def get(self):
-        names = self.check_open()
-        token = self.get_argument("token", "")
-        if not self.token_file or not first_admin.matches(self.token_file, token):
-            self.refuse_token()
-        await self.render_form(names, token)
+        await self.render_form(self.check_open(), "")
 
     async def post(self):
         names = self.check_open()

@@ -81,15 +81,19 @@ class DlhubAuthenticator(
         the REST API, or with ``dlhub roster import``. With this on (the default), the
         first person to sign up with such a name can log in without waiting for an
         admin's approval; with it off, every sign-up waits for approval as usual.
+        Users the hub has as admins are never approved this way (whoever came first
+        would be admin): their sign-up waits for an admin's approval.
         Set from the platform config key ``auth.approve_known_users``.
         """,
     ).tag(config=True)
 
     def get_authed_users(self):
-        """NativeAuthenticator's approved names, plus the hub's users when approving them."""
+        """NativeAuthenticator's approved names, plus the hub's users (not its admins) when
+        approving them."""
         authed = super().get_authed_users()
         if self.approve_known_users:
-            authed = authed | {name for (name,) in self.db.query(orm.User.name)}
+            known = self.db.query(orm.User.name).filter(orm.User.admin.is_(False))
+            authed = authed | {name for (name,) in known}
         return authed
 
     def get_handlers(self, app):

@@ -8,7 +8,7 @@ through a one-time setup link:
 - ``dlhub up`` asks :func:`unclaimed_admins` which admin names have no account yet; if
   any, it makes a new token with :func:`issue` (a file of mode 0600 in the data dir,
   replacing the previous one) and prints the link once, in its start-up banner;
-- the hub's ``/hub/first-admin`` page (:mod:`hub_config.accounts`) takes the token with
+- the hub's ``/hub/first-admin`` page (:mod:`hub_config.approval`) takes the token with
   :func:`take` (compared in constant time, removed on use) and creates the account.
 
 A token that was used, or made by an earlier ``dlhub up``, is worth nothing.
@@ -32,12 +32,13 @@ def token_path(data_dir: Path) -> Path:
 
 
 def setup_link(hub_url: str, token: str) -> str:
-    """The link the banner prints: ``<hub_url>/hub/first-admin?token=<token>``.
+    """The link the banner prints: ``<hub_url>/hub/first-admin#token=<token>``.
 
-    ``token`` is a query parameter on purpose: JupyterHub writes ``[secret]`` in its
-    request log for any parameter whose name contains ``token``.
+    The token is in the fragment, which a browser never sends: it reaches no request log,
+    proxy or ``Referer``. The page's script moves it into the form (sent with POST) and
+    takes it out of the address bar.
     """
-    return f"{hub_url.rstrip('/')}/hub/{PAGE}?token={token}"
+    return f"{hub_url.rstrip('/')}/hub/{PAGE}#token={token}"
 
 
 def issue(path: Path) -> str:

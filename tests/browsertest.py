@@ -14,6 +14,18 @@ def sign_up(page, hub, name: str, password: str) -> str:
     return page.locator(".alert").inner_text()
 
 
+def first_admin(page, hub, name: str, password: str) -> str:
+    """Make the admin account on the one-time setup page (the link `dlhub up` prints);
+    return the text of the page's message."""
+    page.goto(f"{hub.url}/hub/first-admin#token={hub.setup_token()}")
+    page.select_option("#username_input", name)
+    page.fill("#password_input", password)
+    page.fill("#password_confirmation_input", password)
+    page.click("#first_admin_submit")
+    page.wait_for_load_state()
+    return page.locator(".alert").inner_text()
+
+
 def log_in(page, hub, name: str, password: str) -> None:
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", name)

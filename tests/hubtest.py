@@ -284,7 +284,7 @@ class RunningHub:
 
 def setup_token_in(banner: str) -> str:
     """The one-time token in the setup link of a `dlhub up` banner (or a log holding it)."""
-    match = re.search(r"/hub/first-admin\?token=([\w-]+)", banner)
+    match = re.search(r"/hub/first-admin#token=([\w-]+)", banner)
     if not match:
         raise AssertionError(f"no first-admin setup link in:\n{banner[-3000:]}")
     return match.group(1)
@@ -330,7 +330,7 @@ class Browserless(requests.Session):
 
     def first_admin(self, name: str, password: str, token: str) -> requests.Response:
         """Make the admin account ``name`` on the setup page of the one-time ``token``."""
-        self.get(self.url(f"/hub/first-admin?token={token}")).raise_for_status()
+        self.get(self.url("/hub/first-admin")).raise_for_status()  # the token stays here
         r = self.post_form(
             "/hub/first-admin",
             {"token": token, "username": name, "password": password,

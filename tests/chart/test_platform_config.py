@@ -151,7 +151,9 @@ def test_notes_port_forward_and_first_admin(notes):
     text = notes()
     assert f"port-forward service/{FULL}-proxy-public 8000:80" in text
     assert "http://127.0.0.1:8000/hub/signup" in text
-    assert "(admin)" in text
+    # the first admin: the one-time link from the hub's log, not a sign-up
+    assert "admin_users: admin)" in text
+    assert f"logs deployment/{FULL}-hub | grep first-admin" in text
     assert "/hub/authorize" in text
     assert "gpu-scheduler" not in text
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from browsertest import log_in, sign_up
+from browsertest import first_admin, log_in, sign_up
 from hubtest import REPO, new_password
 
 pytestmark = pytest.mark.e2e
@@ -61,9 +61,10 @@ def test_sign_up_approve_log_in_and_run_tensorflow(hub, browser, artifacts):
     urls = UrlLog()
     admin_pw, alice_pw = new_password(), new_password()
 
-    admin = urls.attach(browser.new_context()).new_page()
-    message = sign_up(admin, hub, "admin", admin_pw)
-    assert "signup was successful" in message.lower()
+    # the first admin's account, on the one-time setup page `dlhub up` links to
+    admin = urls.attach(browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    message = first_admin(admin, hub, "admin", admin_pw)
+    assert "is ready" in message
 
     alice = urls.attach(browser.new_context()).new_page()
     message = sign_up(alice, hub, "alice", alice_pw)
@@ -74,14 +75,23 @@ def test_sign_up_approve_log_in_and_run_tensorflow(hub, browser, artifacts):
     alice.wait_for_load_state()
     assert "has not been authorized" in alice.content()
 
-    # the admin approves alice on the authorization page
+    # the admin lands on the hub's home page, whose navigation counts the pending
+    # sign-up; one click leads to it, one more approves alice
     log_in(admin, hub, "admin", admin_pw)
-    admin.wait_for_url(re.compile(r".*/(hub/home|hub/spawn.*|user/admin/.*)$"))
-    admin.goto(f"{hub.url}/hub/authorize")
-    row = admin.locator("tr", has_text="alice")
-    row.get_by_role("button", name="Authorize").click()
-    admin.wait_for_load_state()
-    assert admin.locator("tr", has_text="alice").get_by_role("button", name="Unauthorize")
+    admin.wait_for_url(re.compile(r".*/hub/home$"))
+    signups = admin.locator("#dlhub-signups")
+    expect(signups).to_contain_text("1 pending")
+    signups.click()
+    admin.wait_for_url(re.compile(r".*/hub/authorize$"))
+    row = admin.locator("#pending-accounts tr", has_text="alice")
+    expect(row.get_by_role("button", name="Approve")).to_be_visible()
+    admin.screenshot(path=artifacts / "authorize-pending.png", full_page=True)
+    row.get_by_role("button", name="Approve").click()
+    admin.wait_for_url(re.compile(r".*/hub/authorize$"))
+    # approved, not logged in yet: listed as such, and nothing is pending any more
+    never = admin.locator("#never-logged-in tr", has_text="alice")
+    expect(never.get_by_role("button", name="Revoke approval")).to_be_visible()
+    expect(admin.locator("#dlhub-signups")).not_to_contain_text("pending")
     admin.screenshot(path=artifacts / "authorize.png", full_page=True)
 
     # alice logs in and lands in JupyterLab

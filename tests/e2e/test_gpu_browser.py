@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from browsertest import log_in, sign_up
+from browsertest import first_admin, log_in
 from hubtest import free_port, new_password
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def hub(hub_factory):
 def test_jupyterlab_warns_and_the_admin_sees_the_gpu(hub, browser, artifacts):
     password = new_password()
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    sign_up(page, hub, "admin", password)
+    first_admin(page, hub, "admin", password)
     log_in(page, hub, "admin", password)
 
     # the GPU lease is granted at once; JupyterLab opens and shows the warning

@@ -18,6 +18,7 @@ from hubtest import (
     docker_engine_with,
     free_port,
     new_password,
+    setup_token_in,
     start_server,
     token_api,
     wait_for,
@@ -76,7 +77,8 @@ def test_hub_container_spawns_user_containers(engine, tmp_path):
         )
         admin = Browserless(base)
         password = new_password()
-        admin.signup("admin", password)
+        # the one-time setup link of the banner, as `docker logs` shows it
+        admin.first_admin("admin", password, setup_token_in(hub.logs().decode()))
         admin.login("admin", password)
         token = admin.new_token("hub in docker")
         start_server(base, token, "admin")

@@ -103,7 +103,7 @@ def test_dlhub_up_prints_where_to_log_in_and_ctrl_c_stops_everything(hub_factory
     hub.start(command=[sys.executable, "-m", "hub_config", "up"])
     banner = hub.log()
     assert f"Open {hub.url}/hub/ in your browser." in banner
-    assert f"First admin: open {hub.url}/hub/first-admin?token=" in banner
+    assert f"First admin: open {hub.url}/hub/first-admin#token=" in banner
     admin, password = hub.session(), new_password()
     admin.first_admin("admin", password, setup_token_in(banner))
     admin.login("admin", password)

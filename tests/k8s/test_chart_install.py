@@ -40,6 +40,7 @@ from hubtest import (
     new_password,
     part_missing,
     run_code,
+    setup_token_in,
     start_server,
     stop_server,
     token_api,
@@ -215,11 +216,12 @@ def release(kube_cluster, require_images, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def users(release):
-    """The admin (signed up and logged in through the proxy) and the user, approved by the
-    admin, with an API token."""
+    """The admin (made with the one-time setup link of the hub's log, logged in through the
+    proxy) and the user, approved by the admin, with an API token."""
+    log = release.cluster.kubectl("logs", "-n", release.namespace, f"deployment/{FULL}-hub")
     admin = Browserless(release.base)
     password = new_password()
-    admin.signup("admin", password)
+    admin.first_admin("admin", password, setup_token_in(log.stdout))
     admin.login("admin", password)
     admin.new_token()  # the admin may make API tokens
     user = Browserless(release.base)

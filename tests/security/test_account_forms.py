@@ -112,8 +112,11 @@ def test_approve_revoke_and_discard_are_for_admins(hub, admin):
     assert approved(hub, "carol") is False
     admin.post_form("/hub/discard/carol", {"action": "discard"}).raise_for_status()
     assert approved(hub, "carol") is None
-    r = admin.post_form("/hub/authorize/x", {"action": "toggle"}, allow_redirects=False)
-    assert r.status_code in (400, 404)
+    r = admin.post_form("/hub/authorize/bob", {"action": "toggle"}, allow_redirects=False)
+    assert r.status_code == 400
+    # an admin does not lock themselves out
+    r = admin.post_form("/hub/authorize/admin", {"action": "revoke"}, allow_redirects=False)
+    assert r.status_code == 409 and approved(hub, "admin") is True
 
 
 @pytest.mark.parametrize("name", ODD_NAMES, ids=range(len(ODD_NAMES)))
@@ -193,3 +196,17 @@ def test_an_admin_with_pending_sign_ups_lands_on_the_hub_home(hub, admin):
     admin.post_form("/hub/change-password/admin", form).raise_for_status()
     r = hub.session().login("admin", password)
     assert r.headers["Location"].endswith("/hub/home")
+
+
+def test_a_sign_up_as_an_admin_made_in_the_hub_waits_for_approval(hub, admin):
+    # an admin made in the admin panel, the API or a roster has no password yet; whoever
+    # signs up first with that name must not become admin without an admin's approval
+    r = admin.api("POST", "/users/chief", json={"admin": True})
+    assert r.status_code == 201, r.text
+    password = pending(hub, "chief")
+    with pytest.raises(AssertionError, match="login of chief failed"):
+        hub.session().login("chief", password)
+    # a known user who is not an admin is still approved at sign-up (approve_known_users)
+    assert admin.api("POST", "/users/known", json={}).status_code == 201
+    hub.session().signup("known", new_password())
+    assert approved(hub, "known") is True

@@ -1,6 +1,7 @@
 """Checklist item 5 (the first admin): an admin name nobody has claimed cannot be signed up
-from the web; `dlhub up` prints a one-time setup link (once, in its banner), the token is a
-0600 file in the data dir, it works once, and a later `dlhub up` replaces it.
+from the web; `dlhub up` prints a one-time setup link (once, in its banner; the token in the
+link's fragment, which browsers never send), the token is a 0600 file in the data dir, it
+works once, and a later `dlhub up` replaces it.
 
 One hub for the module, run as `dlhub up` (a subprocess, stopped by its pid), with two
 admin names so that a used token can be tried on the second one.
@@ -35,7 +36,7 @@ def banner_token(hub, start: int = 0) -> str:
 
 def setup_form(hub, token: str, name: str, password: str, confirmation: str | None = None):
     s = hub.session()
-    s.get(s.url(f"/hub/first-admin?token={token}"))
+    s.get(s.url("/hub/first-admin"))
     return s.post_form(
         "/hub/first-admin",
         {
@@ -50,7 +51,7 @@ def setup_form(hub, token: str, name: str, password: str, confirmation: str | No
 def test_the_banner_holds_a_one_time_link_kept_0600(hub):
     log = hub.log()
     token = banner_token(hub)
-    assert f"First admin: open {hub.url}/hub/first-admin?token={token}" in log
+    assert f"First admin: open {hub.url}/hub/first-admin#token={token}" in log
     assert log.count(token) == 1, "the token is printed once, in the banner, nowhere else"
     path = first_admin.token_path(hub.data_dir)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -72,11 +73,12 @@ def test_an_unclaimed_admin_name_cannot_be_signed_up(hub):
     s = hub.session()
     login = {"username": "admin", "password": password}
     assert s.post_form("/hub/login", login, allow_redirects=False).status_code != 302
-    # the setup page without the token, or with a wrong one
-    assert s.get(s.url("/hub/first-admin")).status_code == 403
-    r = s.get(s.url("/hub/first-admin?token=not-the-token"))
+    # the setup page's form without the token, or with a wrong one
+    page = s.get(s.url("/hub/first-admin"))
+    assert page.status_code == 200 and 'id="token_input"' in page.text
+    r = setup_form(hub, "not-the-token", "admin", new_password())
     assert r.status_code == 403 and "not valid" in r.text
-    assert setup_form(hub, "not-the-token", "admin", new_password()).status_code == 403
+    assert setup_form(hub, "", "admin", new_password()).status_code == 403
 
 
 def test_the_link_makes_one_admin_once(hub):
@@ -98,7 +100,6 @@ def test_the_link_makes_one_admin_once(hub):
     # used: the same link does not make the second admin
     r = setup_form(hub, token, "ada", new_password())
     assert r.status_code == 403 and "not valid" in r.text
-    assert hub.session().get(hub.url + f"/hub/first-admin?token={token}").status_code == 403
 
 
 def test_a_restart_prints_a_new_link_while_an_admin_has_no_account(hub):
@@ -115,7 +116,8 @@ def test_a_restart_prints_a_new_link_while_an_admin_has_no_account(hub):
     start = len(hub.log())
     hub.start(command=UP)
     banner = hub.log()[start:]
-    assert "first-admin?token=" not in banner
+    assert "first-admin#token=" not in banner
     assert f"Admins (admin, ada) log in at {hub.url}/hub/login." in banner
     assert not first_admin.token_path(hub.data_dir).exists()
-    assert hub.session().get(hub.url + f"/hub/first-admin?token={new}").status_code == 404
+    assert hub.session().get(hub.url + "/hub/first-admin").status_code == 404
+    assert setup_form(hub, new, "ada", new_password()).status_code == 404

@@ -354,7 +354,10 @@ def test_sign_up_of_a_known_user(approve):
 
     db = orm.new_session_factory("sqlite://")()
     db.add(orm.User(name="known"))
+    db.add(orm.User(name="boss", admin=True))
     db.commit()
     auth = DlhubAuthenticator(db=db, approve_known_users=approve)
     assert auth.create_user("known", "a-long-pass-123").is_authorized is approve
     assert auth.create_user("stranger", "a-long-pass-123").is_authorized is False
+    # an admin the hub knows is never approved by whoever signs up first
+    assert auth.create_user("boss", "a-long-pass-123").is_authorized is False
