@@ -53,6 +53,11 @@ class GpuMixin(Configurable):
         help="Where browsers reach the scheduler's pages (through the proxy).",
     )
     gpu_devices = List(help="UUIDs of the GPUs of the current lease.")
+    gpu_lease = Unicode(
+        "",
+        help="""Id of the current lease; kept in the spawner state, where the scheduler
+        reads it (a running server must run with the lease it holds).""",
+    )
 
     _gpu_message = None
 
@@ -114,6 +119,7 @@ class GpuMixin(Configurable):
             if code >= 400:
                 raise web.HTTPError(503, data.get("message", "the GPU request was lost"))
         self._gpu_message = None
+        self.gpu_lease = data["lease"]["id"]
         return [d["uuid"] for d in data["lease"]["devices"]]
 
     async def gpu_capacity(self) -> dict | None:
@@ -142,6 +148,26 @@ class GpuMixin(Configurable):
         if code not in (200, 404):
             self.log.warning("Giving back GPUs of %s failed: %s", self._log_name, data)
         self.gpu_devices = []
+        self.gpu_lease = ""
+
+    def get_state(self):
+        """The lease and its devices, so that a restarted hub still gives them back."""
+        state = super().get_state()
+        if self.gpu_lease:
+            state["gpu_lease"] = self.gpu_lease
+        if self.gpu_devices:
+            state["gpu_devices"] = list(self.gpu_devices)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.gpu_lease = state.get("gpu_lease", "")
+        self.gpu_devices = list(state.get("gpu_devices", []))
+
+    def clear_state(self):
+        super().clear_state()
+        self.gpu_lease = ""
+        self.gpu_devices = []
 
     def assign_gpus(self, devices: list[str]) -> None:
         """Hand exactly these GPUs to the server (backend specific)."""
@@ -168,10 +194,13 @@ class GpuMixin(Configurable):
             raise
 
     async def stop(self, now=False):
+        # asked before stopping: a backend's stop may clear the state (a local process
+        # that is gone is forgotten by its poll)
+        holding = bool(self.gpu_devices or self.gpu_lease or self.gpus_wanted())
         try:
             return await super().stop(now=now)
         finally:
-            if self.gpu_devices or self.gpus_wanted():
+            if holding:
                 await self.release_gpus()
 
     def _gpu_wait_over(self) -> bool:

@@ -29,6 +29,11 @@ def configure(c, environ=None, cwd=None) -> dict:
             gateway = ensure_network(cfg["docker"]["network"])
         except DockerUnavailable as e:
             sys.exit(f"dlhub: {e}")
+        from .docker_gpu import engine_runtimes, startup_warning
+
+        warning = startup_warning(cfg, engine_runtimes())
+        if warning:
+            print(warning, file=sys.stderr)
     datadir.prepare(data_dir, mapping.db_url(cfg, data_dir))
     gpu_secret = datadir.secret(data_dir, "gpu-scheduler-secret") if cfg["gpus"]["enabled"] else ""
     as_root = os.geteuid() == 0

@@ -105,12 +105,14 @@ def culler_roles(culling: dict) -> list[dict]:
     ]
 
 
-#: Scopes of the GPU scheduler's role: read users' groups, see and stop servers.
+#: Scopes of the GPU scheduler's role: read users' groups, see and stop servers, and read
+#: the servers' spawner state (which GPU lease a server runs with; no write API exists).
 SCHEDULER_SCOPES = [
     "list:users",
     "read:users:groups",
     "read:users:activity",
     "read:servers",
+    "admin:server_state",
     "delete:servers",
 ]
 

@@ -7,13 +7,14 @@ import os
 import sys
 from pathlib import Path
 
+import docker
 from dockerspawner import DockerSpawner as _DockerSpawner
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
-from . import accounts, cgroups, profiles, unix_accounts, volumes
+from . import accounts, cgroups, docker_gpu, profiles, unix_accounts, volumes
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
@@ -71,6 +72,23 @@ class ProfilesMixin(Configurable):
 
     def apply_profile(self, profile: dict) -> None:
         """Backend-specific settings of a profile; the limits are already applied."""
+
+    def get_state(self):
+        """The profile of the running server, so that a restarted hub still knows it
+        (its GPUs among other things)."""
+        state = super().get_state()
+        if self.profile:
+            state["profile"] = dict(self.profile)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if isinstance(state.get("profile"), dict):
+            self.profile = state["profile"]
+
+    def clear_state(self):
+        super().clear_state()
+        self.profile = {}
 
 
 class VolumesMixin(Configurable):
@@ -412,7 +430,14 @@ class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _Dock
                 await self._prepare_volume(volumes.docker_volume(mount, self.prefix))
         binds = volumes.docker_binds(mounts, self.prefix, self.notebook_dir)
         self.volumes = {**self.home_volumes, **binds}
-        return await super().start()
+        try:
+            return await super().start()
+        except docker.errors.APIError as e:
+            if not docker_gpu.missing_runtime(e):
+                raise
+            # the lease is already given back (GpuMixin.start)
+            self.log.error("Server %s needs GPUs: %s", self._log_name, e)
+            raise web.HTTPError(503, docker_gpu.NO_NVIDIA_RUNTIME) from None
 
     async def _prepare_volume(self, name: str) -> None:
         """Create a writable shared volume and give its root to the image's user, once."""

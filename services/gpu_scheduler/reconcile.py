@@ -2,13 +2,19 @@
 
 Every ``gpus.check_every`` seconds:
 
-1. a lease whose server is not running (nor starting) any more is released, once it is
-   older than three check intervals (a server asking for GPUs is already "starting");
+1. a lease is released at once when its server is not running with it: the server is
+   gone, or it runs without this lease in its spawner state (a CPU profile, or a server
+   started again since). A server still pending spawn keeps its fresh lease, and so does
+   a lease granted after the hub was asked (:func:`stale`); requests waiting for a server
+   that no longer waits are dropped;
 2. each lease's activity is taken from the hub (the server's last activity: kernels,
    terminals, the browser);
 3. leases past their idle timeout or maximum lifetime, and borrowed leases the policy
    takes back for someone within their quota, are reclaimed: their servers are stopped
    through the hub's API and the GPUs handed on.
+
+The spawner keeps its lease id in its state (``gpu_lease``, see
+:class:`hub_config.gpu.GpuMixin`); the scheduler reads it with ``admin:server_state``.
 """
 
 from __future__ import annotations
@@ -26,8 +32,53 @@ def _timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+#: a server model without its spawner state (the token lacks ``admin:server_state``)
+UNKNOWN = object()
+
+
+def server_entry(server: dict) -> dict:
+    """What the check needs of a server model from the hub's API."""
+    state = server.get("state", UNKNOWN)
+    lease = UNKNOWN if state is UNKNOWN else (state or {}).get("gpu_lease")
+    return {
+        "last_activity": _timestamp(server.get("last_activity")),
+        "profile": (server.get("user_options") or {}).get("profile"),
+        "pending": server.get("pending"),
+        "lease": lease,
+    }
+
+
+def stale(leases, queue, servers: dict, asked_at: float):
+    """Leases to release and waiting requests to drop, with why (pure).
+
+    ``servers``: the hub's running and pending servers by (user, server name), as
+    :func:`server_entry` makes them, read from ``asked_at`` on: whatever was granted or
+    submitted from then on is not judged against that answer. A server pending spawn
+    keeps its lease; a server that runs must run with that lease (its spawner state says
+    which it holds).
+    """
+    leases_out, requests_out = [], []
+    for lease in leases:
+        if lease.granted_at >= asked_at:
+            continue
+        server = servers.get((lease.user, lease.request.server))
+        if server is None:
+            leases_out.append((lease, "the server is not running"))
+        elif server["pending"] == "spawn" or server["lease"] is UNKNOWN:
+            continue
+        elif server["lease"] != lease.id:
+            leases_out.append((lease, "the server runs without this lease"))
+    for request in queue:
+        if request.submitted_at >= asked_at:
+            continue
+        server = servers.get((request.user, request.server))
+        if server is None or server["pending"] != "spawn":
+            requests_out.append((request, "the server no longer waits for GPUs"))
+    return leases_out, requests_out
+
+
 async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], dict]:
-    """Running or starting servers by (user, server name): last activity and profile."""
+    """Running or starting servers by (user, server name): see :func:`server_entry`."""
     request = HTTPRequest(
         api_url.rstrip("/") + "/users?state=active",
         headers={
@@ -43,10 +94,7 @@ async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], dict]:
         users = page["items"] if isinstance(page, dict) else page
         for user in users:
             for name, server in (user.get("servers") or {}).items():
-                out[(user["name"], name)] = {
-                    "last_activity": _timestamp(server.get("last_activity")),
-                    "profile": (server.get("user_options") or {}).get("profile"),
-                }
+                out[(user["name"], name)] = server_entry(server)
         next_page = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
         url = next_page["url"] if next_page else None
     return out
@@ -71,31 +119,36 @@ async def check(
     api_url: str,
     token: str,
     log,
-    grace: float,
     utilisation=None,
     busy_percent=10,
     gpu_profiles: dict | None = None,
+    fetch=hub_servers,
 ) -> None:
     """One round: release orphans, record activity, reclaim what is due.
 
-    ``grace``: seconds a lease may exist before its server must show up in the hub.
     ``utilisation``: with NVML, a function from device UUIDs to utilisation percent; a
     lease whose GPUs are at least ``busy_percent`` busy counts as active, whatever the
     hub says (a training loop started from a closed browser tab is not idle).
     ``gpu_profiles``: {profile name or None for the default: GPUs}; a running server of a
     GPU profile that holds no lease and waits for none is reported (``state.unleased``).
+    ``fetch``: how the hub's servers are read (:func:`hub_servers`).
     """
     s = state.scheduler
-    servers = await hub_servers(api_url, token)
+    asked_at = state.clock()
+    servers = await fetch(api_url, token)
+    if any(x["lease"] is UNKNOWN for x in servers.values()):
+        log.warning("The hub shows no server state: grant the scheduler admin:server_state")
+    leases, requests = stale(list(s.leases.values()), list(s.queue.values()), servers, asked_at)
+    for request, why in requests:
+        log.info("Dropping the GPU request of %s/%s: %s", request.user, request.server, why)
+        state.saved(s.cancel(request.id, state.clock()))
+    for lease, why in leases:
+        log.info("Releasing GPUs of %s/%s: %s", lease.user, lease.request.server, why)
+        state.release(lease.id)
     now = state.clock()
     for lease in list(s.leases.values()):
         key = (lease.user, lease.request.server)
-        if key not in servers:
-            if now - lease.granted_at > grace:
-                log.info("Releasing GPUs of %s/%s: the server is not running", *key)
-                state.release(lease.id)
-            continue
-        if servers[key]["last_activity"] is not None:
+        if key in servers and servers[key]["last_activity"] is not None:
             s.touch(lease.id, servers[key]["last_activity"])
     if utilisation is not None and s.leases:
         try:

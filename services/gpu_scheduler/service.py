@@ -7,13 +7,18 @@ API token), so the token inside a user's server, even an admin's, cannot reach t
 
     GET    api/capacity              GPUs free/total per model, the caller's quota and use
     GET    api/me                    the caller's leases and waiting requests
-    POST   api/requests              {"server": "", "count": 1, "model": null} -> lease or place
     DELETE api/requests/SERVER       cancel a wait (?then=cpu: start without GPUs instead)
-                                     or release GPUs of the caller's server
+                                     or stop the caller's server and release its GPUs
     GET    api/admin/state           (admin) every lease and the queue
     POST   api/admin/leases/ID/reclaim   (admin) take GPUs back
     PUT    api/admin/quotas          (admin) {"group": GPUs, ...}
     GET    metrics                   (admin) Prometheus metrics
+
+Only the hub asks for GPUs (``api/hub/requests``, with the secret it shares with the
+scheduler), for a server it starts with a GPU profile: a user's token cannot make a lease
+(``POST api/requests`` answers 403), so no lease exists for a server that does not exist
+or runs without GPUs. The periodic check (:mod:`.reconcile`) releases a lease whose server
+does not run with it.
 
 The pages for the browser ("who holds which GPU", the wait page) are in :mod:`.pages`.
 """
@@ -180,12 +185,19 @@ class MeHandler(BaseHandler):
         )
 
 
+#: what a user who asks the scheduler for GPUs directly is told
+HUB_ONLY_REQUESTS = (
+    "GPUs are leased only to a server the hub starts with a GPU profile: "
+    "start your server with such a profile instead of asking the scheduler"
+)
+
+
 class RequestsHandler(BaseHandler):
     FIELDS = ("server", "count", "model")
 
     def post(self):
-        user = self.user()
-        self.submit(user["name"], user.get("groups", []), self.body())
+        self.user()
+        raise web.HTTPError(403, HUB_ONLY_REQUESTS)
 
     def submit(self, name: str, groups, data: dict):
         unknown = sorted(set(data) - set(self.FIELDS))
@@ -217,10 +229,12 @@ class RequestsHandler(BaseHandler):
             request_status(self.state, request.id, now), 201 if request.id in s.leases else 202
         )
 
-    def delete(self, server):
-        self.give_back(self.user()["name"], server)
+    async def delete(self, server):
+        await self.give_back(self.user()["name"], server, stop=True)
 
-    def give_back(self, name: str, server: str):
+    async def give_back(self, name: str, server: str, stop: bool = False):
+        """Cancel the wait of ``name``'s server, or release its lease. ``stop``: stop the
+        server first (a user giving GPUs back must not keep using them)."""
         s = self.state.scheduler
         for request in list(s.queue.values()):
             if (request.user, request.server) == (name, server):
@@ -231,7 +245,10 @@ class RequestsHandler(BaseHandler):
                 return self.send({"cancelled": request.id, "then": then})
         for lease in list(s.leases.values()):
             if (lease.user, lease.request.server) == (name, server):
-                self.state.release(lease.id)
+                if stop:
+                    await self.state.reclaim(lease.id)
+                else:
+                    self.state.release(lease.id)
                 return self.send({"released": lease.id})
         raise web.HTTPError(404, f"server {server!r} of {name} holds no GPUs and waits for none")
 
@@ -279,9 +296,9 @@ class HubClientHandler(RequestsHandler):
         self.user()
         self.send(request_status(self.state, request_id, self.state.clock(), consume=True))
 
-    def delete(self, name, server=""):
+    async def delete(self, name, server=""):
         self.user()
-        self.give_back(name, server)
+        await self.give_back(name, server)
 
 
 class HubCapacityHandler(HubClientHandler):
@@ -436,7 +453,6 @@ def main() -> None:
                 api_url,
                 token,
                 log,
-                grace=3 * every,
                 utilisation=utilisation_of,
                 gpu_profiles=gpu_profiles,
             )

@@ -3,13 +3,25 @@
 The whole state (queue, leases, quotas) is written as one transaction after each change,
 so a crash leaves either the previous state or the new one, never half of each, and a
 restarted scheduler loads exactly what was there: no lease lost, none doubled.
+An SQLite file is created mode 0600 before SQLAlchemy opens it (it names every holder).
 """
 
 from __future__ import annotations
 
 import json
+import os
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, create_engine, delete, select
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    make_url,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .model import Lease, Request
@@ -49,8 +61,19 @@ class QuotaRow(Base):
     gpus: Mapped[int] = mapped_column(Integer)
 
 
+def create_private(url: str) -> None:
+    """Create an SQLite database file mode 0600 (nothing for other databases or memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    fd = os.open(parsed.database, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(parsed.database, 0o600)
+
+
 class Store:
     def __init__(self, url: str):
+        create_private(url)
         self.engine = create_engine(url, future=True)
         Base.metadata.create_all(self.engine)
 

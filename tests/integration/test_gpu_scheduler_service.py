@@ -1,9 +1,12 @@
-"""The GPU scheduler service run by a real hub, with a declared inventory of 2 GPUs."""
+"""The GPU scheduler service run by a real hub, with a declared inventory of 2 GPUs.
+
+Requests are made as the hub makes them for a spawn (its hub-only endpoint and shared
+secret): a user's token cannot ask for GPUs (tests/security/test_gpu_leases.py)."""
 
 import pytest
 import requests
 
-from hubtest import wait_for
+from hubtest import start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +23,12 @@ GPUS = {
 def hub(hub_factory):
     from hubtest import free_port
 
-    gpus = dict(GPUS, port=free_port())
-    return hub_factory({"gpus": gpus, "culling": {"enabled": False}}, name="gpu")
+    # one check at start; these requests are for servers that never start
+    gpus = dict(GPUS, port=free_port(), check_every=3600)
+    profiles = [{"name": "cpu", "default": True}, {"name": "gpu", "gpus": 1}]
+    return hub_factory(
+        {"gpus": gpus, "profiles": profiles, "culling": {"enabled": False}}, name="gpu"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +38,23 @@ def api(hub):
     def call(token, method, path, **kw):
         headers = {"Authorization": f"token {token}"} if token else {}
         return requests.request(method, base + path, headers=headers, timeout=30, **kw)
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def ask(hub):
+    """Ask for GPUs as the hub does for a spawn of ``user``'s server."""
+    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
+    url = f"http://127.0.0.1:{hub.config['gpus']['port']}/services/gpu-scheduler/api/hub"
+
+    def call(user, **kw):
+        return requests.post(
+            url + "/requests",
+            headers={"Authorization": f"dlhub-hub {secret}"},
+            timeout=30,
+            **(kw if "data" in kw else {"json": {"user": user, **kw.get("json", {})}}),
+        )
 
     return call
 
@@ -54,14 +78,14 @@ def test_capacity_and_quota(api, tokens):
     assert r.json() == {"models": {"A100": {"total": 2, "free": 2}}, "quota": 1, "used": 0}
 
 
-def test_third_user_waits_with_position_then_gets_the_gpu(api, tokens):
-    r = api(tokens["alice"], "POST", "/requests", json={"server": ""})
+def test_third_user_waits_with_position_then_gets_the_gpu(api, ask, tokens):
+    r = ask("alice", json={"server": ""})
     assert r.status_code == 201
     assert r.json()["lease"]["devices"] == [
         {"uuid": "GPU-0", "model": "A100", "index": 0, "utilisation": None}
     ]
-    assert api(tokens["bob"], "POST", "/requests", json={}).status_code == 201
-    r = api(tokens["carol"], "POST", "/requests", json={"count": 1})
+    assert ask("bob", json={}).status_code == 201
+    r = ask("carol", json={"count": 1})
     assert r.status_code == 202
     waiting = r.json()["waiting"]
     assert waiting["position"] == 1 and waiting["eta_s"] > 0
@@ -79,17 +103,20 @@ def test_third_user_waits_with_position_then_gets_the_gpu(api, tokens):
         ({"count": "x"}, "count must be a whole number, got 'x'"),
         ({"count": 5}, "asked for 5 GPUs, but there are 2 in all"),
         ({"model": "H100"}, "unknown GPU model 'H100'; this hub has: A100"),
-        ({"devices": ["GPU-1"]}, "unknown field 'devices'; allowed: server, count, model"),
+        (
+            {"devices": ["GPU-1"]},
+            "unknown field 'devices'; allowed: server, count, model, idle_timeout, max_lifetime",
+        ),
     ],
 )
-def test_bad_requests_are_400_json(api, tokens, body, message):
-    r = api(tokens["alice"], "POST", "/requests", json=dict(body, server="other"))
+def test_bad_requests_are_400_json(ask, tokens, body, message):
+    r = ask("alice", json=dict(body, server="other"))
     assert r.status_code == 400
     assert r.json() == {"status": 400, "message": message}
 
 
-def test_body_must_be_json(api, tokens):
-    r = api(tokens["alice"], "POST", "/requests", data=b"count=1")
+def test_body_must_be_json(ask, tokens):
+    r = ask("alice", data=b"count=1")
     assert r.status_code == 400 and r.json()["message"] == "the request body is not JSON"
 
 
@@ -139,6 +166,7 @@ def test_metrics(hub, tokens):
 
 def test_state_survives_a_hub_restart(hub, api, tokens):
     before = api(tokens["admin"], "GET", "/admin/state").json()
+    assert before["leases"]  # carol's, for a server that never started
     hub.stop()
     hub.start()
     wait_for(
@@ -147,8 +175,13 @@ def test_state_survives_a_hub_restart(hub, api, tokens):
         what="the GPU scheduler after the restart",
     )
     after = api(tokens["admin"], "GET", "/admin/state").json()
-    assert [x["id"] for x in after["leases"]] == [x["id"] for x in before["leases"]]
     assert after["quotas"] == {"lab": 3}
+    # the check at start releases the leases of servers that do not run
+    wait_for(
+        lambda: api(tokens["admin"], "GET", "/admin/state").json()["leases"] == [],
+        10,
+        what="the first check to release leases without a server",
+    )
 
 
 def scheduler_pid(hub) -> int:
@@ -169,14 +202,21 @@ def scheduler_pid(hub) -> int:
     raise AssertionError("the GPU scheduler process was not found")
 
 
+def checks(hub) -> int:
+    """How many checks the scheduler has made (each reads the hub's active servers)."""
+    return hub.log().count("GET /hub/api/users?state=[secret] (gpu-scheduler@")
+
+
 def test_killed_scheduler_comes_back_with_nothing_lost_or_doubled(hub, api, tokens):
     import os
     import signal
 
-    api(tokens["bob"], "POST", "/requests", json={"server": "k1"})
-    api(tokens["bob"], "POST", "/requests", json={"server": "k2"})
+    # a real GPU server holds a lease
+    start_server(hub.url, tokens["bob"], "bob", {"profile": "gpu"})
     before = api(tokens["admin"], "GET", "/admin/state").json()
+    assert [x["user"] for x in before["leases"]] == ["bob"]
     pid = scheduler_pid(hub)
+    checks_before = checks(hub)
     os.kill(pid, signal.SIGKILL)
 
     def back():
@@ -191,6 +231,11 @@ def test_killed_scheduler_comes_back_with_nothing_lost_or_doubled(hub, api, toke
     )
     assert key(after) == key(before)
     assert [w["id"] for w in after["waiting"]] == [w["id"] for w in before["waiting"]]
+    # and the check of the restarted scheduler keeps it: the server runs with it
+    wait_for(lambda: checks(hub) > checks_before, 30, what="the restarted scheduler's first check")
+    assert key(api(tokens["admin"], "GET", "/admin/state").json()) == key(before)
+    stop_server(hub.url, tokens["bob"], "bob")
+    assert api(tokens["admin"], "GET", "/admin/state").json()["leases"] == []
 
 
 def test_hub_only_endpoints_refuse_users(hub, api, tokens):

@@ -153,6 +153,7 @@ def test_gpu_scheduler_service_and_roles():
             "read:users:groups",
             "read:users:activity",
             "read:servers",
+            "admin:server_state",
             "delete:servers",
         ]
     )

@@ -63,3 +63,21 @@ def test_a_lease_on_a_device_that_is_gone_is_refused(tmp_path):
     smaller = Scheduler(devices()[:1], default_quota=0)
     with pytest.raises(ValueError, match="which the inventory lacks"):
         store.load(smaller)
+
+
+def test_a_new_sqlite_file_is_private_from_creation(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "gpu-scheduler.sqlite"
+    old = os.umask(0o022)  # what a service usually runs with: files 0644
+    try:
+        store = Store(f"sqlite:///{path}")
+        store.save(busy_scheduler())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # an existing file that others could read is made private too
+    path.chmod(0o644)
+    Store(f"sqlite:///{path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
