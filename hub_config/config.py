@@ -204,6 +204,72 @@ def _check_semantics(cfg: dict, source: str) -> None:
                 "give a path relative to it",
             )
         mounts[mount] = key
+    _check_names(cfg, source)
+
+
+#: Longest ``<fullname>-group-`` the chart makes (its ``<fullname>`` has at most 40 characters).
+_LONGEST_CLAIM_PREFIX = 40 + len("-group-")
+
+
+def _check_names(cfg: dict, source: str) -> None:
+    """Names derived from the config's names must not collide: two group volumes never get
+    one docker volume, directory, pod volume or claim, and no volume mounts what another
+    volume or a user's home is (``<name_prefix>-home-<user>``, the claim ``home-<user>``)."""
+    from .naming import MAX_DNS_LABEL, dns_label
+    from .volumes import group_volume_name
+
+    volumes = cfg["volumes"]
+    derived: dict[str, str] = {}  # derived name -> key of the group it is derived from
+    for i, v in enumerate(volumes["groups"]):
+        key = f"volumes.groups[{i}].group"
+        names = [f"volume {group_volume_name(v['group'])}"]
+        # the claim's slug, for every length of <fullname>- the chart can make
+        for prefix in range(len("x-group-"), _LONGEST_CLAIM_PREFIX + 1):
+            names.append(f"claim slug {dns_label(v['group'], MAX_DNS_LABEL - prefix)}")
+        for name in dict.fromkeys(names):
+            if name in derived:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"group {v['group']!r} would get the {name} of {derived[name]}; "
+                    "rename one of the groups",
+                )
+            derived[name] = key
+    own = {"datasets": "datasets", "shared": "shared"}
+    own.update({group_volume_name(v["group"]): v["group"] for v in volumes["groups"]})
+    prefix = cfg["docker"]["name_prefix"]
+    homes = {"docker": f"{prefix}-home-", "kubernetes": "home-"}.get(cfg["backend"])
+    sources: dict[str, str] = {}
+    for key, v in [(f"volumes.{n}", volumes[n]) for n in ("datasets", "shared")] + [
+        (f"volumes.groups[{i}]", v) for i, v in enumerate(volumes["groups"])
+    ]:
+        src = v["source"]
+        if not src or ("enabled" in v and not v["enabled"]):
+            continue
+        if src in sources:
+            raise ConfigError(
+                source,
+                f"{key}.source",
+                f"{src!r} is already the source of {sources[src]}; "
+                "give each volume a source of its own",
+            )
+        sources[src] = key
+        if homes and src.startswith(homes):
+            raise ConfigError(
+                source,
+                f"{key}.source",
+                f"{src!r} is named like a user's home ({homes}<user>); "
+                "choose another name for the volume",
+            )
+        if cfg["backend"] == "docker" and src.startswith(f"{prefix}-"):
+            name = src[len(prefix) + 1 :]
+            if name in own:
+                raise ConfigError(
+                    source,
+                    f"{key}.source",
+                    f"{src!r} is dlhub's own volume {name!r}; leave source empty to use it, "
+                    "or choose another name",
+                )
 
 
 def volume_mounts(cfg: dict) -> list[tuple[str, str]]:

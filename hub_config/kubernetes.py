@@ -34,17 +34,17 @@ is KubeSpawner's own.
 from __future__ import annotations
 
 import copy
-import re
 import sys
 from collections import Counter
 from typing import NamedTuple
 from urllib.parse import urlparse
 
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Float, Unicode
 
-from . import volumes
+from . import naming, token_secret, volumes
 from .gpu import GpuMixin
 from .spawners import ProfilesMixin, VolumesMixin
 
@@ -64,6 +64,11 @@ POD_START_TIMEOUT = 600
 #: Seconds the hub waits for a running pod's server to answer (TensorFlow images import a
 #: lot before JupyterLab listens).
 HTTP_TIMEOUT = 120
+
+
+#: How the names of users' pods and home claims begin (``pod_name_template``,
+#: ``pvc_name_template`` below); the chart's object names must not.
+USER_OBJECT_PREFIXES = ("jupyter-", "home-")
 
 
 class KubernetesEnvError(ValueError):
@@ -90,22 +95,29 @@ def chart_fullname(release: str, chart: str = "dlhub") -> str:
 def release_fullname(environ: dict) -> str:
     """``DLHUB_RELEASE_FULLNAME``, or the chart's name for ``DLHUB_RELEASE``."""
     fullname = environ.get("DLHUB_RELEASE_FULLNAME", "")
-    if fullname:
-        return fullname
-    release = _require(environ, "DLHUB_RELEASE", "the Helm release's name")
-    return chart_fullname(release)
+    if not fullname:
+        fullname = chart_fullname(_require(environ, "DLHUB_RELEASE", "the Helm release's name"))
+    if fullname.startswith(USER_OBJECT_PREFIXES):
+        # <fullname>-group-<slug> could then be the claim or pod of a user's server
+        raise KubernetesEnvError(
+            f"dlhub: the release's name {fullname!r} starts like the names of users' pods "
+            f"and homes ({', '.join(USER_OBJECT_PREFIXES)}); install it under another name"
+        )
+    return fullname
 
 
-def claim_slug(group: str) -> str:
-    """A group's name as it appears in its claim's name: lowercase, and every character
-    other than a letter, a digit or ``-`` written as ``-`` (``ML_Team`` -> ``ml-team``)."""
-    return re.sub(r"[^a-z0-9-]", "-", group.lower()).strip("-")
+def claim_slug(fullname: str, group: str) -> str:
+    """A group's name as it appears in its claim's name: :func:`hub_config.naming.dns_label`
+    (KubeSpawner's safe slug), as long as ``<fullname>-group-<slug>`` stays within 63
+    characters. ``ml-team`` stays ``ml-team``; ``ML_Team`` and ``ml.team`` become
+    ``ml-team---<hash>`` with different hashes, so no two groups share a claim."""
+    return naming.dns_label(group, naming.MAX_DNS_LABEL - len(f"{fullname}-group-"))
 
 
 def group_claim(fullname: str, group: str) -> str:
-    """The chart's claim of a group volume: ``<fullname>-group-<group>``
-    (``sharedStorage.volumes[].name`` is the group's :func:`claim_slug`)."""
-    return f"{fullname}-group-{claim_slug(group)}"
+    """The chart's claim of a group volume: ``<fullname>-group-<claim slug>``; the chart's
+    ``dlhub.groupClaim`` makes the same name for ``sharedStorage.volumes[].name``."""
+    return f"{fullname}-group-{claim_slug(fullname, group)}"
 
 
 def volume_mounts(
@@ -389,7 +401,49 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
             )
         # progress() tells this start's pod from the last one by this future
         self._start_future = None
+        # the token the pod's environment refers to, before the pod is made
+        _, data = token_secret.split_env(KubeSpawner.get_env(self), self.secret_name)
+        await self._replace_token_secret(data)
         return await super().start()
+
+    def get_env(self):
+        """KubeSpawner's environment with the server's token taken from its Secret
+        (:mod:`hub_config.token_secret`): the pod spec holds no token."""
+        env, _ = token_secret.split_env(super().get_env(), self.secret_name)
+        return env
+
+    async def _replace_token_secret(self, data: dict[str, str]) -> None:
+        """Make the server's token Secret anew (a stale one of a start the hub did not see
+        end is deleted first)."""
+        labels = {k: v for k, v in self.extra_labels.items() if "{" not in v}
+        manifest = token_secret.secret_manifest(self.secret_name, data, labels)
+        for attempt in range(5):
+            await self._delete_token_secret()
+            try:
+                await self.api.create_namespaced_secret(
+                    self.namespace, manifest, _request_timeout=self.k8s_api_request_timeout
+                )
+                return
+            except ApiException as e:
+                if e.status != 409 or attempt == 4:
+                    raise
+
+    async def _delete_token_secret(self) -> None:
+        try:
+            await self.api.delete_namespaced_secret(
+                self.secret_name, self.namespace, _request_timeout=self.k8s_api_request_timeout
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def stop(self, now=False):
+        """KubeSpawner's stop, then the server's token Secret goes (its token is revoked
+        by the hub at the same time)."""
+        try:
+            return await super().stop(now=now)
+        finally:
+            await self._delete_token_secret()
 
     async def get_pod_manifest(self):
         if self._gpu_placement_error:

@@ -42,3 +42,29 @@ def safe_slug(name: str, max_length: int = MAX_SLUG) -> str:
         return slug
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
     return f"{slug[: max_length - len(digest) - 2]}--{digest}"
+
+
+#: Longest Kubernetes object name that is also a DNS label (RFC 1123).
+MAX_DNS_LABEL = 63
+#: Shortest ``max_length`` :func:`dns_label` accepts: a letter, ``---`` and the hash.
+MIN_DNS_LABEL = 12
+
+
+def dns_label(name: str, max_length: int = MAX_DNS_LABEL) -> str:
+    """A Kubernetes object name for ``name``: KubeSpawner's safe slug
+    (:func:`kubespawner.slugs.safe_slug`), as KubeSpawner names pods.
+
+    A name that is already a DNS label of at most ``max_length`` characters (lowercase
+    letters, digits and ``-``, starting with a letter, ending with a letter or digit, no
+    ``--``) stays as it is: ``ml-team``. Any other name becomes its lowercase letters and
+    digits (each run of other characters written ``-``) cut to ``max_length - 11``
+    characters, then ``---`` and the first 8 hex digits of the SHA-256 of the whole name
+    (UTF-8): ``ML_Team`` -> ``ml-team---<hash>``. A changed name always has ``---`` and an
+    unchanged one never has, so distinct names give distinct labels. The Helm chart
+    computes the same (``dlhub.safeSlug`` in ``helm/dlhub/templates/_helpers.tpl``).
+    """
+    # imported here: kubespawner loads the Kubernetes client, which only the
+    # kubernetes backend needs at start-up
+    from kubespawner.slugs import safe_slug as kubespawner_safe_slug
+
+    return kubespawner_safe_slug(name, max_length=max(max_length, MIN_DNS_LABEL))

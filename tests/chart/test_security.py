@@ -60,6 +60,8 @@ def test_hub_role_is_exactly_what_kubespawner_needs(render_case):
             (("",), ("pods",), ("create", "delete", "get", "list", "watch")),
             (("",), ("persistentvolumeclaims",), ("create", "delete", "get", "list")),
             (("",), ("events",), ("get", "list", "watch")),
+            # a server's token Secret: made and deleted, never read back
+            (("",), ("secrets",), ("create", "delete")),
         ]
     )
     binding = one(docs, "RoleBinding", f"{FULL}-hub")
@@ -78,7 +80,8 @@ def test_hub_role_is_exactly_what_kubespawner_needs(render_case):
 def test_the_only_cluster_role_is_the_schedulers_read_only_one(render_case, case):
     docs = render_case(case)
     (role,) = kinds(docs, "ClusterRole")
-    assert _rules(role) == [(("",), ("nodes", "pods"), ("get", "list", "watch"))]
+    # nodes only: pod specs carry users' environments
+    assert _rules(role) == [(("",), ("nodes",), ("get", "list", "watch"))]
     (binding,) = kinds(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     (subject,) = binding["subjects"]
@@ -90,6 +93,7 @@ def test_the_only_cluster_role_is_the_schedulers_read_only_one(render_case, case
         "pods",
         "persistentvolumeclaims",
         "events",
+        "secrets",
     }
 
 

@@ -1,6 +1,7 @@
 """The kubernetes backend's pure parts: traits from the config and the chart's environment,
 shared volumes as claims, and where a GPU lease puts a pod (no cluster needed)."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from hub_config.kubernetes import (
     chart_fullname,
     claim_slug,
     gpu_placement,
+    group_claim,
     kubernetes_traits,
     parse_device,
+    release_fullname,
     volume_mounts,
 )
 
@@ -210,6 +213,8 @@ TEAMS = {
         {"group": "secret", "others": "none", "source": "nfs-secret"},
     ]
 }
+#: Vision_Lab is no DNS label: its claim carries the hash of the name.
+VISION_CLAIM = "lab-dlhub-group-vision-lab---d5c81e62"
 
 
 def as_table(pair):
@@ -233,7 +238,7 @@ def test_member_gets_their_group_volume_read_write():
         "/home/jovyan/shared": ("lab-dlhub-shared", False, False),
         "/home/jovyan/groups/ml-team": ("lab-dlhub-group-ml-team", False, False),
         # others: read
-        "/data/vision": ("lab-dlhub-group-vision-lab", True, True),
+        "/data/vision": (VISION_CLAIM, True, True),
     }
 
 
@@ -242,7 +247,7 @@ def test_non_member_gets_read_only_or_nothing():
     assert table == {
         "/home/jovyan/datasets": ("lab-dlhub-datasets", True, True),
         "/home/jovyan/shared": ("lab-dlhub-shared", False, False),
-        "/data/vision": ("lab-dlhub-group-vision-lab", False, False),
+        "/data/vision": (VISION_CLAIM, False, False),
         # a configured source names the claim
         "/home/jovyan/groups/secret": ("nfs-secret", False, False),
     }
@@ -269,10 +274,25 @@ def test_volume_names_are_dns_labels():
     assert len({v["name"] for v in volumes}) == len(volumes)
 
 
-def test_claim_slug():
-    assert claim_slug("ml-team") == "ml-team"
-    assert claim_slug("ML_Team") == "ml-team"
-    assert claim_slug("x.y") == "x-y"
+def test_claim_slug_keeps_dns_labels_and_hashes_the_rest():
+    assert claim_slug("lab-dlhub", "ml-team") == "ml-team"
+    # the names that once shared a claim: each its own now
+    slugs = {claim_slug("lab-dlhub", g) for g in ("ML_Team", "ml.team", "ml_team", "ml-team")}
+    assert len(slugs) == 4
+    assert re.fullmatch(r"ml-team---[0-9a-f]{8}", claim_slug("lab-dlhub", "ML_Team"))
+    assert group_claim("lab-dlhub", "x.y").startswith("lab-dlhub-group-x-y---")
+
+
+def test_group_claims_fit_in_63_characters_with_the_longest_fullname():
+    fullname = "f" * 40  # the chart cuts <fullname> at 40
+    claims = {group_claim(fullname, g) for g in ("g" * 63, "g" * 62 + "h", "ml-team")}
+    assert len(claims) == 3 and all(len(c) <= 63 for c in claims)
+
+
+@pytest.mark.parametrize("name", ["home-lab", "jupyter-x"])
+def test_a_release_named_like_users_objects_is_refused(name):
+    with pytest.raises(KubernetesEnvError, match="starts like the names of users"):
+        release_fullname({"DLHUB_RELEASE_FULLNAME": name})
 
 
 # --- GPU placement --------------------------------------------------------------------------

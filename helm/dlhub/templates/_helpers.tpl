@@ -17,6 +17,43 @@ and URLs the components use to find each other, generated secrets and security c
 {{- end }}
 {{- end }}
 
+{{- /*
+KubeSpawner's safe slug of a name, as hub_config.naming.dns_label makes it; call with
+(list NAME MAXLENGTH). A DNS label of at most MAXLENGTH characters (lowercase letters,
+digits and '-', starting with a letter, ending with a letter or digit, no "--") stays as
+it is; any other name becomes its lowercase letters and digits (runs of other characters
+written '-', cut to MAXLENGTH - 11, "x-" in front when it would not start with a letter,
+"x" when empty), then "---" and 8 hex digits of the SHA-256 of the whole name. Python
+lowercases U+0130 to "i" and U+0307 where Go gives "i": written out first, both agree.
+tests/chart/test_claim_names.py compares the two.
+*/}}
+{{- define "dlhub.safeSlug" -}}
+{{- $name := index . 0 | toString }}
+{{- $max := max (index . 1 | int) 12 | int }}
+{{- if and (regexMatch "^[a-z]([a-z0-9-]*[a-z0-9])?$" $name) (le (len $name) (min $max 63 | int)) (not (contains "--" $name)) }}
+{{- $name }}
+{{- else }}
+{{- $keep := sub $max 11 | int }}
+{{- $safe := $name | replace "\u0130" "i\u0307" | lower }}
+{{- $safe = regexReplaceAll "[^a-z0-9]+" $safe "-" }}
+{{- $safe = trunc $keep (regexReplaceAll "^-+" $safe "") }}
+{{- $safe = regexReplaceAll "-+$" $safe "" }}
+{{- if and $safe (not (regexMatch "^[a-z]" $safe)) }}
+{{- $safe = printf "x-%s" (trunc (max (sub $keep 2) 0 | int) $safe) }}
+{{- end }}
+{{- printf "%s---%s" ($safe | default "x") (sha256sum $name | trunc 8) }}
+{{- end }}
+{{- end }}
+
+{{- /*
+The claim of a group volume: <fullname>-group-<slug of the group>, at most 63 characters;
+call with (list $ GROUP). hub_config.kubernetes.group_claim makes the same name.
+*/}}
+{{- define "dlhub.groupClaim" -}}
+{{- $prefix := printf "%s-group-" (include "dlhub.fullname" (index . 0)) }}
+{{- $prefix }}{{ include "dlhub.safeSlug" (list (index . 1) (sub 63 (len $prefix))) }}
+{{- end }}
+
 {{- define "dlhub.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -55,6 +92,10 @@ the platform config names their `source` claim or enables them itself. A volume 
 be mounted from a claim the chart does not make stops the install with a message.
 */}}
 {{- define "dlhub.platform" -}}
+{{- $fullname := include "dlhub.fullname" . }}
+{{- if or (hasPrefix "jupyter-" $fullname) (hasPrefix "home-" $fullname) }}
+{{- fail (printf "the release's name %s starts like the names of users' pods and homes (jupyter-, home-); install it under another name" $fullname) }}
+{{- end }}
 {{- $platform := deepCopy (.Values.platform | default dict) }}
 {{- $_ := set $platform "backend" "kubernetes" }}
 {{- $storage := .Values.sharedStorage }}
@@ -72,12 +113,11 @@ be mounted from a claim the chart does not make stops the install with a message
 {{- end }}
 {{- $claims := list }}
 {{- if $storage.enabled }}
-{{- range $storage.volumes }}{{ $claims = append $claims .name }}{{ end }}
+{{- range $storage.volumes }}{{ $claims = append $claims (toString .name) }}{{ end }}
 {{- end }}
 {{- range (get $volumes "groups" | default list) }}
-{{- $slug := regexReplaceAll "[^a-z0-9-]" (lower .group) "-" | trimAll "-" }}
-{{- if and (not .source) (not (has $slug $claims)) }}
-{{- fail (printf "platform.volumes.groups: the volume of group %s needs the claim %s-group-%s: add {name: %s} to sharedStorage.volumes (with sharedStorage.enabled) or set its source to an existing claim" .group (include "dlhub.fullname" $) $slug $slug) }}
+{{- if and (not .source) (not (has (toString .group) $claims)) }}
+{{- fail (printf "platform.volumes.groups: the volume of group %s needs the claim %s: add {name: %s} to sharedStorage.volumes (with sharedStorage.enabled) or set its source to an existing claim" .group (include "dlhub.groupClaim" (list $ .group)) .group) }}
 {{- end }}
 {{- end }}
 {{- if $volumes }}
