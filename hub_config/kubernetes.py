@@ -318,7 +318,10 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
     The profile sets the image and the CPU and memory limits (guarantees are a fraction of
     them); a GPU lease sets the ``nvidia.com/gpu`` limit and the node; the user's groups at
     this start decide which shared volumes are mounted and how. Pod and claim names come
-    from KubeSpawner's safe ``{user_server}`` slugs and are kept in the spawner state.
+    from KubeSpawner's safe ``{user_server}`` slugs and are kept in the spawner state. The
+    server's hub token is not in the pod spec: it is in a Secret of its own, made before
+    the pod and deleted at stop, which the pod's environment refers to
+    (:mod:`hub_config.token_secret`).
     """
 
     default_image = Unicode(
@@ -402,15 +405,16 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
         # progress() tells this start's pod from the last one by this future
         self._start_future = None
         # the token the pod's environment refers to, before the pod is made
-        _, data = token_secret.split_env(KubeSpawner.get_env(self), self.secret_name)
-        await self._replace_token_secret(data)
+        await self._replace_token_secret(self._split_env()[1])
         return await super().start()
+
+    def _split_env(self) -> tuple[dict, dict[str, str]]:
+        return token_secret.split_env(super().get_env(), self.secret_name)
 
     def get_env(self):
         """KubeSpawner's environment with the server's token taken from its Secret
         (:mod:`hub_config.token_secret`): the pod spec holds no token."""
-        env, _ = token_secret.split_env(super().get_env(), self.secret_name)
-        return env
+        return self._split_env()[0]
 
     async def _replace_token_secret(self, data: dict[str, str]) -> None:
         """Make the server's token Secret anew (a stale one of a start the hub did not see
@@ -443,7 +447,17 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
         try:
             return await super().stop(now=now)
         finally:
-            await self._delete_token_secret()
+            try:
+                await self._delete_token_secret()
+            except ApiException as e:
+                # the stop itself worked; the token in the Secret is revoked with it
+                self.log.warning(
+                    "Could not delete the token Secret %s of %s: %s %s",
+                    self.secret_name,
+                    self._log_name,
+                    e.status,
+                    e.reason,
+                )
 
     async def get_pod_manifest(self):
         if self._gpu_placement_error:

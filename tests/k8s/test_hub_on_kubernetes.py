@@ -144,6 +144,14 @@ def can_i(cluster, namespace: str, account: str, verb: str, resource: str, ns=Tr
     return result.stdout.strip() == "yes"
 
 
+def token_of_server(cluster, namespace: str, secret: str) -> str:
+    """The hub token in a server's token Secret (read as the cluster admin)."""
+    data = cluster.get("secret", secret, namespace)["data"]
+    token = base64.b64decode(data["JUPYTERHUB_API_TOKEN"]).decode()
+    assert base64.b64decode(data["JPY_API_TOKEN"]).decode() == token
+    return token
+
+
 def admin_request(cluster, method: str, path: str, body, content_type: str) -> dict:
     """A raw API call as the cluster admin (kubectl 1.20 cannot patch a status)."""
     context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
@@ -322,6 +330,17 @@ def test_server_is_a_restricted_pod_with_its_home_and_runs_tensorflow(setup, use
     home = cluster.get("pvc", "home-alice", ns)
     assert home["status"]["phase"] == "Bound"
     assert home["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    # the server's hub token is in its Secret, and nowhere in what `kubectl get pod` shows
+    server_token = token_of_server(cluster, ns, "jupyter-alice")
+    assert len(server_token) >= 32
+    pod_yaml = cluster.kubectl("get", "pod", "jupyter-alice", "-n", ns, "-o", "yaml").stdout
+    assert server_token not in pod_yaml and token not in pod_yaml
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"):
+        assert env[name] == {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": "jupyter-alice", "key": name}},
+        }
 
     # the user reaches JupyterLab through the proxy ...
     lab = token_api(hub.url, token, "GET", "/user/alice/lab")
@@ -362,6 +381,9 @@ def test_stop_removes_the_pod_and_keeps_the_home(setup, users):
     wait_for(lambda: pod(cluster, ns, "jupyter-alice") is None, 120, what="the pod to go")
     print(f"stop -> pod gone: {time.monotonic() - started:.1f} s")
     assert cluster.get("pvc", "home-alice", ns)["status"]["phase"] == "Bound"
+    # the server's token Secret went with it
+    gone = cluster.kubectl("get", "secret", "jupyter-alice", "-n", ns, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
 def test_a_pod_deleted_outside_the_hub_is_noticed(setup, users):
@@ -394,11 +416,17 @@ def test_the_hubs_service_account_may_do_what_kubespawner_needs_and_no_more(setu
         ("delete", "persistentvolumeclaims"),
         ("list", "events"),
         ("watch", "events"),
+        # each server's token Secret, made and deleted but never read back
+        ("create", "secrets"),
+        ("delete", "secrets"),
     ]
     forbidden = [
         ("create", "deployments.apps"),
         ("get", "secrets"),
         ("list", "secrets"),
+        ("watch", "secrets"),
+        ("update", "secrets"),
+        ("patch", "secrets"),
         ("create", "services"),
         ("update", "pods"),
         ("patch", "pods"),
@@ -406,6 +434,7 @@ def test_the_hubs_service_account_may_do_what_kubespawner_needs_and_no_more(setu
         ("get", "pods/log"),
         ("create", "pods/portforward"),
         ("create", "serviceaccounts"),
+        ("create", "serviceaccounts/token"),
         ("create", "rolebindings.rbac.authorization.k8s.io"),
         ("update", "persistentvolumeclaims"),
     ]
@@ -415,15 +444,71 @@ def test_the_hubs_service_account_may_do_what_kubespawner_needs_and_no_more(setu
         assert not can_i(cluster, ns, HUB_SA, verb, resource), f"hub may {verb} {resource}"
     # nothing outside its namespace, nothing cluster-wide
     who = f"system:serviceaccount:{ns}:{HUB_SA}"
-    for args in (("create", "pods", "-n", "default"), ("list", "nodes"), ("list", "pods", "-A")):
+    for args in (
+        ("create", "pods", "-n", "default"),
+        ("create", "secrets", "-n", "default"),
+        ("list", "nodes"),
+        ("list", "pods", "-A"),
+    ):
         result = cluster.kubectl("auth", "can-i", *args, "--as", who, check=False)
         assert result.stdout.strip() == "no", args
-    # the scheduler reads nodes and pods, and changes nothing
-    assert can_i(cluster, ns, SCHEDULER_SA, "list", "nodes", ns=False)
-    assert can_i(cluster, ns, SCHEDULER_SA, "watch", "pods", ns=False)
-    assert not can_i(cluster, ns, SCHEDULER_SA, "patch", "nodes", ns=False)
-    assert not can_i(cluster, ns, SCHEDULER_SA, "create", "pods")
-    assert not can_i(cluster, ns, SCHEDULER_SA, "get", "secrets")
+
+
+def test_the_schedulers_service_account_reads_nodes_and_no_pods(setup):
+    """Pod specs carry users' environments: the scheduler, which only needs the nodes'
+    GPUs, may read no pods anywhere, and nothing else."""
+    cluster, ns = setup.cluster, setup.namespace
+    for verb in ("get", "list", "watch"):
+        assert can_i(cluster, ns, SCHEDULER_SA, verb, "nodes", ns=False), verb
+        assert not can_i(cluster, ns, SCHEDULER_SA, verb, "pods", ns=False), verb
+        assert not can_i(cluster, ns, SCHEDULER_SA, verb, "pods"), verb
+        assert not can_i(cluster, ns, SCHEDULER_SA, verb, "secrets"), verb
+    for verb, resource in [
+        ("patch", "nodes"),
+        ("update", "nodes/status"),
+        ("create", "pods"),
+        ("delete", "pods"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("list", "persistentvolumeclaims"),
+        ("list", "events"),
+    ]:
+        assert not can_i(cluster, ns, SCHEDULER_SA, verb, resource), f"{verb} {resource}"
+    who = f"system:serviceaccount:{ns}:{SCHEDULER_SA}"
+    for verb in ("get", "list", "watch"):
+        result = cluster.kubectl("auth", "can-i", verb, "pods", "-A", "--as", who, check=False)
+        assert result.stdout.strip() == "no", verb
+    # and really: with its own client and token, the API server refuses it pods
+    from gpu_scheduler.inventory import InventoryError, api_access
+
+    access = api_access({"KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig")})
+    assert access.get("/api/v1/nodes")["items"]
+    for path in (
+        "/api/v1/pods",
+        f"/api/v1/namespaces/{ns}/pods",
+        f"/api/v1/namespaces/{ns}/secrets",
+    ):
+        with pytest.raises(InventoryError, match="403"):
+            access.get(path)
+
+
+def test_the_default_service_account_of_proxy_and_user_pods_may_do_nothing(setup):
+    """The proxy and users' servers run as the namespace's `default` account, with no token
+    mounted; even were one mounted, it could read nothing."""
+    cluster, ns = setup.cluster, setup.namespace
+    for verb, resource in [
+        ("get", "pods"),
+        ("list", "pods"),
+        ("list", "secrets"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("list", "persistentvolumeclaims"),
+        ("list", "events"),
+        ("list", "configmaps"),
+        ("list", "services"),
+    ]:
+        assert not can_i(cluster, ns, "default", verb, resource), f"default may {verb} {resource}"
+    assert not can_i(cluster, ns, "default", "list", "nodes", ns=False)
 
 
 @pytest.fixture
