@@ -3,6 +3,7 @@
 python -m hub_config check [FILE]    validate a config, print the effective one
 python -m hub_config up              validate, say where to log in, run the hub
 python -m hub_config docs            print the config reference (Markdown)
+python -m hub_config admin NAME      make an admin's account (or set its password)
 python -m hub_config roster import FILE   make the hub's users match a CSV roster
 python -m hub_config roster export        write all users as a roster
 """
@@ -120,6 +121,54 @@ def local_mode(cfg: dict) -> list[str]:
     )
 
 
+def read_password(stdin=None) -> str:
+    """The new password: typed twice at a terminal, or the first line of stdin."""
+    stdin = stdin or sys.stdin
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+def cmd_admin(args) -> int:
+    """Make the account of an admin named in auth.admin_users, on the command line."""
+    from . import approval
+
+    if args.config:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    cfg = _load(os.environ.get(CONFIG_ENV) or None)
+    name = args.name.lower()
+    admins = cfg["auth"]["admin_users"]
+    if name not in admins:
+        listed = ", ".join(admins) or "none"
+        print(
+            f"dlhub: '{name}' is not in auth.admin_users ({listed}): add it there first.",
+            file=sys.stderr,
+        )
+        return 2
+    data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
+    db = mapping.db_url(cfg, data_dir)
+    datadir.prepare(data_dir, db)
+    try:
+        password = read_password()
+        made = approval.set_admin_password(mapping.auth_traits(cfg, data_dir), db, name, password)
+    except ValueError as e:
+        print(f"dlhub: {e}.", file=sys.stderr)
+        return 1
+    if not first_admin.unclaimed_admins(db, admins):
+        first_admin.token_path(data_dir).unlink(missing_ok=True)  # no setup link needed
+    url = public_url(cfg)
+    if made:
+        print(f"dlhub: the admin account '{name}' is made: log in at {url}/hub/login.")
+    else:
+        print(f"dlhub: the password of '{name}' is set (a running hub uses it after a restart).")
+    return 0
+
+
 def cmd_docs(args) -> int:
     sys.stdout.write(render_reference())
     return 0
@@ -147,6 +196,16 @@ def main(argv=None) -> int:
     p = sub.add_parser("up", help="run the hub in the foreground")
     p.add_argument("--config", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser(
+        "admin",
+        help="make an admin's account (or set its password), password from the terminal",
+        description="NAME must be in auth.admin_users. The password is typed twice at a "
+        "terminal, or read from the first line of stdin. Run it where `dlhub up` runs "
+        "(the same config and directory).",
+    )
+    p.add_argument("name", metavar="NAME", help="one of auth.admin_users")
+    p.add_argument("--config", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")
+    p.set_defaults(func=cmd_admin)
     p = sub.add_parser("docs", help="print the config reference as Markdown")
     p.set_defaults(func=cmd_docs)
     p = sub.add_parser(

@@ -188,6 +188,32 @@ def gpu_spawner_traits(cfg: dict, secret: str, host: str = "127.0.0.1") -> dict:
     }
 
 
+def auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
+    """The authenticator's sections: for the hub, and for ``dlhub admin``."""
+    auth = cfg["auth"]
+    return {
+        "Authenticator": {
+            "admin_users": set(auth["admin_users"]),
+            # NativeAuthenticator only lets approved accounts log in; that is the allow list.
+            "allow_all": True,
+        },
+        "DlhubAuthenticator": {
+            "approve_known_users": auth["approve_known_users"],
+            "login_throttle_failures": auth["throttle_failed_logins"],
+            "login_throttle_seconds": auth["throttle_seconds"],
+            "trusted_proxies": list(auth["trusted_proxies"]),
+            "first_admin_token_file": str(data_dir / FIRST_ADMIN_TOKEN),
+        },
+        "NativeAuthenticator": {
+            "open_signup": auth["open_signup"],
+            "minimum_password_length": auth["minimum_password_length"],
+            "check_common_password": True,
+            "allowed_failed_logins": auth["allowed_failed_logins"],
+            "seconds_before_next_try": auth["lockout_seconds"],
+        },
+    }
+
+
 def traits_for(
     cfg: dict,
     data_dir: Path,
@@ -208,7 +234,7 @@ def traits_for(
     on this host: the hub listens there for its servers.
     """
     environ = {} if environ is None else environ
-    hub, auth = cfg["hub"], cfg["auth"]
+    hub = cfg["hub"]
     # the scheduler listens where user servers reach the hub
     gpu_host = docker_gateway if cfg["backend"] == "docker" and docker_gateway else "127.0.0.1"
     gpu_services, gpu_roles = gpu_scheduler_service(
@@ -235,25 +261,7 @@ def traits_for(
             "api_url": f"http://127.0.0.1:{hub['proxy_api_port']}",
             "pid_file": str(data_dir / datadir.PROXY_PID),
         },
-        "Authenticator": {
-            "admin_users": set(auth["admin_users"]),
-            # NativeAuthenticator only lets approved accounts log in; that is the allow list.
-            "allow_all": True,
-        },
-        "DlhubAuthenticator": {
-            "approve_known_users": auth["approve_known_users"],
-            "first_admin_token_file": str(data_dir / FIRST_ADMIN_TOKEN),
-        },
-            "login_throttle_failures": auth["throttle_failed_logins"],
-            "login_throttle_seconds": auth["throttle_seconds"],
-            "trusted_proxies": list(auth["trusted_proxies"]),
-        "NativeAuthenticator": {
-            "open_signup": auth["open_signup"],
-            "minimum_password_length": auth["minimum_password_length"],
-            "check_common_password": True,
-            "allowed_failed_logins": auth["allowed_failed_logins"],
-            "seconds_before_next_try": auth["lockout_seconds"],
-        },
+        **auth_traits(cfg, data_dir),
         "Spawner": {
             "default_url": "/lab",
             "poll_interval": hub["poll_interval"],

@@ -3,13 +3,14 @@ from the web; `dlhub up` prints a one-time setup link (once, in its banner; the 
 link's fragment, which browsers never send), the token is a 0600 file in the data dir, it
 works once, and a later `dlhub up` replaces it.
 
-One hub for the module, run as `dlhub up` (a subprocess, stopped by its pid), with two
-admin names so that a used token can be tried on the second one.
+One hub for the module, run as `dlhub up` (a subprocess, stopped by its pid), with three
+admin names: a used token is tried on the second one, `dlhub admin` makes the third.
 """
 
 from __future__ import annotations
 
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -24,7 +25,7 @@ UP = [sys.executable, "-m", "hub_config", "up"]
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    config = {"auth": {"admin_users": ["admin", "ada"]}, "culling": {"enabled": False}}
+    config = {"auth": {"admin_users": ["admin", "ada", "grace"]}, "culling": {"enabled": False}}
     hub = hub_factory(config, name="firstadmin", start=False)
     return hub.start(command=UP)
 
@@ -102,6 +103,32 @@ def test_the_link_makes_one_admin_once(hub):
     assert r.status_code == 403 and "not valid" in r.text
 
 
+def dlhub_admin(hub, name: str, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hub_config", "admin", name],
+        input=password + "\n",
+        cwd=hub.workdir,
+        env=hub.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dlhub_admin_makes_an_admin_on_the_command_line(hub):
+    refused = dlhub_admin(hub, "mallory", new_password())
+    assert refused.returncode == 2 and "not in auth.admin_users" in refused.stderr
+    refused = dlhub_admin(hub, "grace", "short")
+    assert refused.returncode == 1 and "password was refused" in refused.stderr
+    password = new_password()
+    done = dlhub_admin(hub, "grace", password)
+    assert done.returncode == 0, done.stderr
+    assert f"log in at {hub.url}/hub/login" in done.stdout
+    grace = hub.session()
+    grace.login("grace", password)  # the running hub, no restart
+    assert grace.get(grace.url("/hub/admin")).status_code == 200
+
+
 def test_a_restart_prints_a_new_link_while_an_admin_has_no_account(hub):
     old = banner_token(hub)
     hub.stop()
@@ -117,7 +144,7 @@ def test_a_restart_prints_a_new_link_while_an_admin_has_no_account(hub):
     hub.start(command=UP)
     banner = hub.log()[start:]
     assert "first-admin#token=" not in banner
-    assert f"Admins (admin, ada) log in at {hub.url}/hub/login." in banner
+    assert f"Admins (admin, ada, grace) log in at {hub.url}/hub/login." in banner
     assert not first_admin.token_path(hub.data_dir).exists()
     assert hub.session().get(hub.url + "/hub/first-admin").status_code == 404
     assert setup_form(hub, new, "ada", new_password()).status_code == 404

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import stat
 from datetime import datetime
 from types import SimpleNamespace
 
 from hub_config import first_admin
-from hub_config.__main__ import banner, first_admin_link
+from hub_config.__main__ import banner, first_admin_link, read_password
 from hub_config.approval import group_accounts, path_part
 from hub_config.config import load_platform_config
 
@@ -100,3 +101,7 @@ def test_authorize_page_groups():
 def test_a_name_is_one_path_segment():
     assert path_part("..%2fx") == "..%252fx"
     assert path_part("a/b c") == "a%2Fb%20c"
+
+
+def test_dlhub_admin_reads_the_password_from_stdin():
+    assert read_password(io.StringIO("pw with spaces \r\nnext\n")) == "pw with spaces "
