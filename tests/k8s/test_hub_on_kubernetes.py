@@ -616,7 +616,8 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
 def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
     """The scheduler as the chart runs it (an external service, reading the nodes as its
     ServiceAccount) and a hub with GPU profiles: the server gets the leased GPU as an
-    `nvidia.com/gpu` limit on the node that has it, and gives it back on stop."""
+    `nvidia.com/gpu` limit on the node that has it, and gives it back at once when it
+    stops, even after a hub restart (the spawner state keeps profile and lease)."""
     import sys
 
     cluster, ns = setup.cluster, setup.namespace
@@ -628,7 +629,13 @@ def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
         "hub": {"hub_port": hub_port, "poll_interval": 2},
         "kubernetes": {"image": IMAGE, "home_size": "1Gi"},
         "volumes": {"datasets": {"enabled": False}, "shared": {"enabled": False}},
-        "gpus": {"enabled": True, "inventory": "kubernetes", "port": scheduler_port},
+        # only the check at the scheduler's start: the GPU must come back by the stop itself
+        "gpus": {
+            "enabled": True,
+            "inventory": "kubernetes",
+            "port": scheduler_port,
+            "check_every": 3600,
+        },
         "profiles": [
             {"name": "cpu", "cpu_limit": 1, "mem_limit": "1G", "default": True},
             {"name": "t4", "cpu_limit": 1, "mem_limit": "2G", "gpus": 1},
@@ -711,8 +718,12 @@ def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
         assert page.status_code == 200, page.text
         assert len(page.json()["leases"]) == 1
 
+        # the hub restarts (the pod stays): profile and lease come back from the spawner
+        # state, so the stop gives the GPU back at once
+        hub.stop()
+        hub.start(timeout=90)
         stop_server(hub.url, user_token, "gina", timeout=120)
-        wait_for(lambda: capacity()["Tesla-T4"]["free"] == 2, 30, what="the GPU back")
+        wait_for(lambda: capacity()["Tesla-T4"]["free"] == 2, 5, what="the GPU back")
     finally:
         hub.stop()
         scheduler.terminate()

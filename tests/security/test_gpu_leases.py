@@ -9,6 +9,8 @@ the local backend (the scheduler is the same on every backend).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -29,6 +31,7 @@ def hub(hubs):
     return hubs.start(
         "local",
         {
+            "hub": {"poll_interval": 2},  # the hub notices a dead server within 2 s
             "gpus": {
                 "enabled": True,
                 "inventory": "declared",
@@ -157,6 +160,25 @@ def test_a_lease_whose_server_does_not_run_with_it_is_released_within_one_check(
     assert released_within_one_check(hub, admin_token, ("alice", "")) < 2 * CHECK_EVERY
     stop_server(hub.url, tokens["alice"], "alice")
     # bob's GPU server runs with its lease through all these checks: it keeps it
+    assert list(held(hub, admin_token)) == [("bob", "")]
+
+
+def test_a_lease_whose_server_died_outside_the_hub_is_released_within_one_check(
+    hub, admin_token, tokens
+):
+    """The server's process is killed: nobody stops it, so nobody gives its GPU back;
+    once the hub has noticed (its poll), the next check releases the lease."""
+    start_server(hub.url, tokens["carol"], "carol", {"profile": "gpu"})
+    assert ("carol", "") in held(hub, admin_token)
+    model = token_api(hub.url, admin_token, "GET", "/hub/api/users/carol").json()
+    os.kill(model["servers"][""]["state"]["pid"], signal.SIGKILL)
+
+    def gone():
+        model = token_api(hub.url, admin_token, "GET", "/hub/api/users/carol").json()
+        return "" not in model["servers"]
+
+    wait_for(gone, 30, interval=0.2, what="the hub to notice carol's server is gone")
+    assert released_within_one_check(hub, admin_token, ("carol", "")) < 2 * CHECK_EVERY
     assert list(held(hub, admin_token)) == [("bob", "")]
 
 
