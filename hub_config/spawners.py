@@ -14,7 +14,7 @@ from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import Configurable
 
-from . import accounts, cgroups, docker_gpu, profiles, unix_accounts, volumes
+from . import accounts, cgroups, docker_gpu, docker_token, profiles, unix_accounts, volumes
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
@@ -490,4 +490,16 @@ class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _Dock
             # every GPU of the host without any device request
             env["NVIDIA_VISIBLE_DEVICES"] = "void"
             env["CUDA_VISIBLE_DEVICES"] = ""
+        # the server's token is handed over in a file, not in the container's config
+        for name in docker_token.TOKEN_VARS:
+            env.pop(name, None)
         return env
+
+    async def get_command(self):
+        return docker_token.command(await super().get_command())
+
+    async def create_object(self):
+        obj = await super().create_object()
+        token = docker_token.archive(self.api_token, self.volume_owner)
+        await self.docker("put_archive", obj["Id"], docker_token.TOKEN_DIR, token)
+        return obj
