@@ -37,9 +37,16 @@ UNKNOWN = object()
 
 
 def server_entry(server: dict) -> dict:
-    """What the check needs of a server model from the hub's API."""
+    """What the check needs of a server model from the hub's API.
+
+    ``lease``: the lease the server runs with (None: none), or :data:`UNKNOWN` when the
+    hub shows no state, or a state without ``profile``: a server started by a hub from
+    before spawners kept their lease (it keeps its lease until it stops)."""
     state = server.get("state", UNKNOWN)
-    lease = UNKNOWN if state is UNKNOWN else (state or {}).get("gpu_lease")
+    if state is UNKNOWN or "profile" not in (state or {}):
+        lease = UNKNOWN
+    else:
+        lease = state.get("gpu_lease")
     return {
         "last_activity": _timestamp(server.get("last_activity")),
         "profile": (server.get("user_options") or {}).get("profile"),
@@ -136,7 +143,7 @@ async def check(
     s = state.scheduler
     asked_at = state.clock()
     servers = await fetch(api_url, token)
-    if any(x["lease"] is UNKNOWN for x in servers.values()):
+    if servers and all(x["lease"] is UNKNOWN for x in servers.values()):
         log.warning("The hub shows no server state: grant the scheduler admin:server_state")
     leases, requests = stale(list(s.leases.values()), list(s.queue.values()), servers, asked_at)
     for request, why in requests:

@@ -36,7 +36,7 @@ def running(lease: str | None = None, pending=None, profile="gpu") -> dict:
             "pending": pending,
             "last_activity": None,
             "user_options": {"profile": profile},
-            "state": {"gpu_lease": lease} if lease else {},
+            "state": {"profile": {"name": profile}, **({"gpu_lease": lease} if lease else {})},
         }
     )
 
@@ -135,6 +135,9 @@ def test_without_the_server_state_only_gone_servers_are_released():
     clock.now += 1
     hidden = server_entry({"pending": None, "user_options": {}})
     assert hidden["lease"] is UNKNOWN
+    # a server started before spawners kept their profile and lease: not judged either
+    legacy = server_entry({"pending": None, "state": {"object_id": "c0ffee"}})
+    assert legacy["lease"] is UNKNOWN
     leases, requests = stale(
         list(state.scheduler.leases.values()), [], {("alice", ""): hidden}, clock.now
     )
