@@ -255,7 +255,7 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
             if cgroup is not None:
                 try:
                     await asyncio.to_thread(cgroup.remove)
-                except OSError as e:
+                except (OSError, RuntimeError) as e:  # RuntimeError: the hub is shutting down
                     self.log.warning("Could not remove the cgroup of %s: %s", self._log_name, e)
 
     # --- hub run as root -------------------------------------------------------------

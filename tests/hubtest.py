@@ -199,6 +199,13 @@ class RunningHub:
         for group in grp.getgrall():
             if group.gr_name.startswith(base):
                 subprocess.run(["groupdel", group.gr_name], capture_output=True, check=False)
+        # the servers' cgroups go at their stop; any left (a hub killed mid-stop) go here
+        for parent in ("memory/dlhub", "cpu/dlhub", "dlhub"):
+            for group in Path("/sys/fs/cgroup", parent).glob(f"{prefix}*"):
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
 
     def env(self) -> dict:
         env = dict(os.environ)
