@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+from pathlib import Path
 
 import pytest
 from securitykit import BACKENDS, container, run_ok
@@ -104,6 +105,7 @@ def journey(hub, request):
         "the server's token": server_token,
         "the cookie secret": (hub.data_dir / "jupyterhub_cookie_secret").read_text().strip(),
         "the scheduler's secret": (hub.data_dir / "gpu-scheduler-secret").read_text().strip(),
+        "the proxy's token": proxy_token(hub),
     }
     for who, name, value in sorted(cookies):
         # jupyterhub-session-id is no credential: it names a browser session so that
@@ -117,6 +119,15 @@ def journey(hub, request):
         "logs": logs,
         "token_file": token_file,
     }
+
+
+def proxy_token(hub) -> str:
+    """The proxy's API token, from the environment of the proxy process the hub started."""
+    pid = (hub.data_dir / "jupyterhub-proxy.pid").read_text().strip()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (token,) = [e.split(b"=", 1)[1] for e in environ if e.startswith(b"CONFIGPROXY_AUTH_TOKEN=")]
+    assert len(token) >= 16
+    return token.decode()
 
 
 def leaks(text: str, secrets: dict) -> list[str]:
@@ -135,7 +146,8 @@ def test_no_secret_in_any_url(journey):
 
 def test_no_secret_in_the_hub_log(hub, journey):
     log = hub.log()
-    assert "alice" in log and "/user/alice/" in log  # the log holds the journey
+    # the log holds the journey, and the proxy's own log
+    assert "alice" in log and "/user/alice/" in log and "[ConfigProxy]" in log
     assert leaks(log, journey["secrets"]) == []
     for line in log.splitlines():
         assert not re.search(r"[?&](token|code|state)=(?!\[secret\]|\.\.\.)", line), line
