@@ -139,14 +139,15 @@ class FirstAdminGuard:
             raise web.HTTPError(
                 403,
                 f"'{shown(name)}' is an admin name: its account is made through the one-time "
-                "setup link that `dlhub up` printed when the hub started, not here.",
+                "setup link that `dlhub up` printed when the hub started (or with "
+                "`dlhub admin NAME` on the server), not here.",
             )
         return await super().post()
 
 
 class _FromTheHubOnly:
     """Defence in depth: a POST the browser marks as coming from another site is refused
-    before anything else (the XSRF token already stops it)."""
+    even when it carries the XSRF token (which alone already stops a forged form)."""
 
     async def prepare(self):
         # after the hub's own checks (the user, the XSRF token): an error page rendered

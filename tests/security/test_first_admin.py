@@ -84,6 +84,12 @@ def test_an_unclaimed_admin_name_cannot_be_signed_up(hub):
 
 def test_the_link_makes_one_admin_once(hub):
     token = banner_token(hub)
+    # the form without the XSRF token: refused, the link is not used up
+    password = new_password()
+    form = {"token": token, "username": "admin", "password": password}
+    s = hub.session()
+    r = s.post(s.url("/hub/first-admin"), data={**form, "password_confirmation": password})
+    assert r.status_code == 403 and first_admin.token_path(hub.data_dir).exists()
     # a refused password does not use up the link
     r = setup_form(hub, token, "admin", "short")
     assert r.status_code == 400 and "Choose another password" in r.text
