@@ -235,6 +235,12 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
     def assign_gpus(self, devices):
         self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ",".join(devices)}
 
+    def get_env(self):
+        env = super().get_env()
+        # GPUs come with a lease only (assign_gpus): none without, GPU scheduling off too
+        env.setdefault("CUDA_VISIBLE_DEVICES", "")
+        return env
+
     async def start(self):
         if self.system_accounts:
             await asyncio.to_thread(self._prepare_account)

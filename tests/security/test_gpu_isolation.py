@@ -145,6 +145,19 @@ def test_a_gpu_container_asks_for_exactly_its_lease(hub, tokens, request):
             stop_server(hub.url, tokens["alice"], "alice")
 
 
+def test_without_gpu_scheduling_no_server_sees_a_gpu(hubs):
+    """GPUs are handed out by the scheduler only: with it off, a local server gets
+    ``CUDA_VISIBLE_DEVICES=""`` (a docker container gets no device request at all)."""
+    hub = hubs.start("local", {"profiles": [{"name": "cpu", "default": True}]}, name="nogpus")
+    try:
+        token = hub.admin().new_token("no scheduler")
+        start_server(hub.url, token, "admin")
+        assert visible(hub, token, "admin") == "''"
+        stop_server(hub.url, token, "admin")
+    finally:
+        hubs.stop(hub)
+
+
 # --- the NVML path: the host's real GPUs ---------------------------------------------
 
 CUDA_COUNT = """
