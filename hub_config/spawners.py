@@ -242,14 +242,19 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         return env
 
     async def start(self):
+        # read from the hub's database here, on its thread: the work below runs in another
+        groups = [g.name for g in self.user.groups]
         if self.system_accounts:
-            await asyncio.to_thread(self._prepare_account)
+            self.log.debug(
+                "Server %s: account %s, home %s", self._log_name, self.account, self.home_dir
+            )
+            await asyncio.to_thread(self._prepare_account, groups)
         else:
             os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
             copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
             if copied:
                 self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
-            for skipped in link_mounts(self.home_dir, self._volume_targets()):
+            for skipped in link_mounts(self.home_dir, self._volume_targets(groups)):
                 self.log.warning("Not linking %s for %s: the path exists", skipped, self._log_name)
         return await super().start()
 
@@ -279,9 +284,9 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
             return None
         return cgroups.ServerCgroup(support.version, self.account)
 
-    def _prepare_account(self) -> None:
-        """The account, its home, groups, shared folders and cgroup, before the server
-        starts (blocking: run in a thread)."""
+    def _prepare_account(self, groups: list[str]) -> None:
+        """The account, its home, its unix groups (from the user's JupyterHub ``groups``),
+        shared folders and cgroup, before the server starts (blocking: run in a thread)."""
         home = Path(self.home_dir)
         try:
             account, _ = unix_accounts.ensure_account(self.account, str(home))
@@ -296,7 +301,7 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         if new_home or home.stat().st_uid != account.pw_uid:
             unix_accounts.own_tree(home, account.pw_uid, account.pw_gid)
         os.chmod(home, 0o700)
-        self._links = self._volume_targets()
+        self._links = self._volume_targets(groups)
         self._cgroup = self._server_cgroup()
         if self._cgroup is not None:
             self._cgroup.create(self.mem_limit, self.cpu_limit)
@@ -309,14 +314,14 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         else:
             self.log.info("Server %s runs as %s (no cgroup limits)", self._log_name, self.account)
 
-    def _volume_targets(self) -> list[tuple[str, str]]:
-        """This user's shared volumes as (path in the home, directory), the directories
-        made with their modes; as root also the account's unix groups for them."""
+    def _volume_targets(self, groups: list[str]) -> list[tuple[str, str]]:
+        """The shared volumes of a user in ``groups`` as (path in the home, directory), the
+        directories made with their modes; as root also the account's unix groups."""
         if not self.volumes_config:
             return []
-        mine = self.user_mounts()
+        mine = volumes.for_user(self.volumes_config, groups)
         if self.system_accounts:
-            self._sync_groups()
+            self._sync_groups(groups)
         volumes_dir = Path(self.volumes_dir)
         pairs = []
         for mount in mine:
@@ -335,12 +340,11 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
                 pairs.append((mount.target, ""))
         return pairs
 
-    def _sync_groups(self) -> None:
+    def _sync_groups(self, mine: list[str]) -> None:
         prefix = self.account_prefix
         shared = accounts.users_group(prefix)
         wanted = {shared}
         unix_accounts.ensure_group(shared)
-        mine = {g.name for g in self.user.groups}
         for v in self.volumes_config["groups"]:
             group = accounts.volume_group(prefix, v["group"])
             unix_accounts.ensure_group(group)
