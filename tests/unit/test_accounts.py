@@ -107,3 +107,18 @@ def test_closed_dir():
     assert closed_dir(inner / "not-yet") == inner
     assert stat.S_IMODE(outer.stat().st_mode) == 0o711
     shutil.rmtree(root)
+
+
+def test_the_config_keys_say_what_is_allowed():
+    from hub_config.config import ConfigError, validate
+
+    assert validate({})["local"] == {
+        "user_env": None,
+        "users_dir": None,
+        "volumes_dir": None,
+        "account_prefix": "dlhub-",
+    }
+    with pytest.raises(ConfigError, match="local.account_prefix: must be 1-12 lower-case"):
+        validate({"local": {"account_prefix": "Dl_"}})
+    with pytest.raises(ConfigError, match="local.users_dir: must be null or an absolute path"):
+        validate({"local": {"users_dir": "homes"}})
