@@ -3,10 +3,10 @@
 A whole journey — sign-up, approval, log-in, spawn, JupyterLab, a token, a kernel, stop,
 log-out — in a browser-like session on local and docker. Afterwards no secret of that
 journey (passwords, cookie values, API tokens, the server's token, the cookie secret, the
-scheduler's secret) is in any URL the browser was sent to, in the hub's log (which holds
-the proxy's and, on local, the servers' output too), in the container's log, or in
-``docker inspect`` of the user's container (the server's token included); and every file in
-the data dir is 0600.
+scheduler's secret, the proxy's token) is in any URL the browser was sent to, in the hub's
+log (which holds the proxy's and, on local, the servers' output too), in any process's
+command line, in the container's log, or in ``docker inspect`` of the user's container
+(the server's token included); and every file in the data dir is 0600.
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ def journey(hub, request):
         c = container(engine, hub, "alice")
         inspect = json.dumps(c.attrs)
         logs = c.logs().decode(errors="replace")
+    # every process's command line, as any account on the host may read it (ps)
+    cmdlines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdlines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError):
+            continue  # not a process, or gone
     cookies = {
         (who, c.name, c.value)
         for who, s in [("alice", alice), ("admin", admin)]
@@ -118,6 +125,7 @@ def journey(hub, request):
         "inspect": inspect,
         "logs": logs,
         "token_file": token_file,
+        "cmdlines": "\n".join(cmdlines),
     }
 
 
@@ -151,6 +159,15 @@ def test_no_secret_in_the_hub_log(hub, journey):
     assert leaks(log, journey["secrets"]) == []
     for line in log.splitlines():
         assert not re.search(r"[?&](token|code|state)=(?!\[secret\]|\.\.\.)", line), line
+
+
+def test_no_secret_in_any_process_command_line(journey):
+    """Command lines are readable by every account on the host: the hub, the proxy, the
+    scheduler and the servers get their secrets through the environment or files."""
+    cmdlines = journey["cmdlines"]
+    assert "jupyterhub" in cmdlines and "configurable-http-proxy" in cmdlines
+    assert "gpu_scheduler" in cmdlines
+    assert leaks(cmdlines, journey["secrets"]) == []
 
 
 def test_no_secret_in_the_containers_log(hub, journey):
