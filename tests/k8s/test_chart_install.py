@@ -279,6 +279,13 @@ def test_a_users_server_is_a_pod_with_its_home_and_runs_tensorflow(users):
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert claims[mounts["/home/jovyan"]] == f"home-{USER}"
     assert release.cluster.get("pvc", f"home-{USER}", ns)["status"]["phase"] == "Bound"
+    # the hub, with the chart's Role, put the server's token in a Secret the pod refers to
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"jupyter-{USER}", "key": "JUPYTERHUB_API_TOKEN"}
+    server_token = release.secret_data(f"jupyter-{USER}")["JUPYTERHUB_API_TOKEN"]
+    pod_yaml = release.cluster.kubectl("get", "pod", f"jupyter-{USER}", "-n", ns, "-o", "yaml")
+    assert len(server_token) >= 32 and server_token not in pod_yaml.stdout
 
     lab = token_api(release.base, release.token, "GET", f"/user/{USER}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text
