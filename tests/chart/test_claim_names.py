@@ -17,6 +17,8 @@ from chartkit import CHART, DNS_LABEL, RELEASE, helm_template, kinds
 from hub_config.kubernetes import chart_fullname, group_claim
 from hub_config.naming import dns_label
 
+pytestmark = pytest.mark.k8s
+
 FULL = chart_fullname(RELEASE)
 
 #: Group names that are valid in the platform config and tricky for a slug.
