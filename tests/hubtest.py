@@ -462,6 +462,13 @@ def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) 
     raise TimeoutError(f"no execute_reply and idle status within {timeout}s; got {out}")
 
 
+def run_ok(base: str, token: str, user: str, code: str, timeout: float = 180) -> str:
+    """Run ``code`` as :func:`run_code` does; it must not fail. Its stdout, stripped."""
+    out = run_code(base, token, user, code, timeout)
+    assert out["status"] == "ok", out
+    return out["stdout"].strip()
+
+
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for key, value in extra.items():

@@ -15,6 +15,7 @@ from hubtest import (
     docker_engine_with,
     remove_docker_objects,
     run_code,
+    run_ok,
     start_server,
     stop_server,
     token_api,
@@ -108,9 +109,7 @@ def mounts(engine, names, user) -> dict[str, tuple[str, str, bool]]:
 
 
 def py(hub, tokens, user, code) -> str:
-    out = run_code(hub.url, tokens[user], user, code)
-    assert out["status"] == "ok", out
-    return out["stdout"].strip()
+    return run_ok(hub.url, tokens[user], user, code)
 
 
 def test_group_members_share_their_volume(hub, tokens):

@@ -1,5 +1,5 @@
 """Helpers of the attack checklist's modules (tests/security): hubs on each backend, users
-with tokens, code run as a user, and the user containers of the docker backend."""
+with tokens, and the user containers of the docker backend."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
+import hubtest
 from hub_config.naming import safe_slug
-from hubtest import RunningHub, _merge, remove_docker_objects, run_code, token_api
+from hubtest import RunningHub, _merge, remove_docker_objects, token_api
 
 IMAGE = "dlhub/singleuser:0.1.0"
 
@@ -66,10 +67,8 @@ def create_users(hub: RunningHub, admin_token: str, *names: str) -> dict[str, st
 
 
 def run_ok(hub: RunningHub, token: str, user: str, code: str) -> str:
-    """Run ``code`` in a kernel of ``user``'s server; its stdout, stripped (it must not fail)."""
-    out = run_code(hub.url, token, user, code)
-    assert out["status"] == "ok", out
-    return out["stdout"].strip()
+    """:func:`hubtest.run_ok` on ``hub``: ``code`` run in ``user``'s kernel, its stdout."""
+    return hubtest.run_ok(hub.url, token, user, code)
 
 
 def container(engine, hub: RunningHub, user: str):

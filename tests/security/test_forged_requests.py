@@ -12,9 +12,9 @@ container cannot start on a host without the NVIDIA runtime; the scheduler is th
 from __future__ import annotations
 
 import pytest
-from securitykit import BACKENDS, container, create_users, run_ok
+from securitykit import BACKENDS, container, create_users
 
-from hubtest import free_port, start_server, stop_server, token_api, wait_for
+from hubtest import free_port, run_ok, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_extra_form_fields_are_ignored(hub, bob, bob_token, request):
     wait_for(ready, 120, what="bob's server from the form")
     try:
         out = run_ok(
-            hub,
+            hub.url,
             bob_token,
             "bob",
             "import os; print(os.environ['DLHUB_PROFILE'], os.environ['MEM_LIMIT'], "
@@ -203,7 +203,7 @@ def test_a_gpu_server_gets_exactly_its_profiles_count(hub, bob, bob_token, alice
     wait_for(ready, 120, what="bob's GPU server")
     try:
         devices = run_ok(
-            hub, bob_token, "bob", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
+            hub.url, bob_token, "bob", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
         )
         assert devices.split(",") == [
             d for d in ("GPU-0", "GPU-1") if d not in alice_lease_devices(alice_lease)

@@ -15,9 +15,9 @@ import shutil
 import threading
 
 import pytest
-from securitykit import BACKENDS, container, create_users, run_ok
+from securitykit import BACKENDS, container, create_users
 
-from hubtest import free_port, start_server, stop_server, token_api, wait_for
+from hubtest import free_port, run_ok, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def leases(hub, tokens) -> dict[str, list[str]]:
 
 def visible(hub, token, user) -> str:
     return run_ok(
-        hub, token, user, "import os; print(repr(os.environ.get('CUDA_VISIBLE_DEVICES')))"
+        hub.url, token, user, "import os; print(repr(os.environ.get('CUDA_VISIBLE_DEVICES')))"
     )
 
 
@@ -62,7 +62,7 @@ def test_a_cpu_server_sees_no_gpu(hub, tokens, request):
         assert visible(hub, tokens["alice"], "alice") == "''"
         assert "alice" not in leases(hub, tokens)
         devices = run_ok(
-            hub, tokens["alice"], "alice", "import glob; print(glob.glob('/dev/nvidia*'))"
+            hub.url, tokens["alice"], "alice", "import glob; print(glob.glob('/dev/nvidia*'))"
         )
         if hub.backend == "docker":
             assert devices == "[]"
@@ -202,10 +202,10 @@ def test_nvml_gpu_server_sees_its_gpu_and_a_cpu_server_none(nvml_hub):
         assert visible(hub, tokens["alice"], "alice") == repr(device)
         assert visible(hub, tokens["bob"], "bob") == "''"
         # CUDA itself counts one device for alice and none for bob
-        alice_count = run_ok(hub, tokens["alice"], "alice", CUDA_COUNT)
+        alice_count = run_ok(hub.url, tokens["alice"], "alice", CUDA_COUNT)
         if alice_count != "no-libcuda":
             assert alice_count == "1"
-            assert run_ok(hub, tokens["bob"], "bob", CUDA_COUNT) == "0"
+            assert run_ok(hub.url, tokens["bob"], "bob", CUDA_COUNT) == "0"
     finally:
         for user in ("alice", "bob"):
             stop_server(hub.url, tokens[user], user)

@@ -14,9 +14,9 @@ tests/security/test_local_isolation.py).
 from __future__ import annotations
 
 import pytest
-from securitykit import BACKENDS, NET_PROBE, container, gateway, run_ok
+from securitykit import BACKENDS, NET_PROBE, container, gateway
 
-from hubtest import free_port, start_server, stop_server, token_api
+from hubtest import free_port, run_ok, start_server, stop_server, token_api
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def tokens(hub):
 
 
 def probe(hub, tokens, code: str) -> list[str]:
-    return run_ok(hub, tokens["alice"], "alice", NET_PROBE + code).split()
+    return run_ok(hub.url, tokens["alice"], "alice", NET_PROBE + code).split()
 
 
 def host_address(hub, request) -> str:
@@ -117,7 +117,7 @@ def test_other_users_servers_are_out_of_reach(hub, tokens, request):
         # local servers listen on the host's 127.0.0.1: bob's port is open, but his
         # server lets in nothing without his token
         port = run_ok(
-            hub,
+            hub.url,
             tokens["bob"],
             "bob",
             "import os, urllib.parse\n"

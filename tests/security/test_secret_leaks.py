@@ -17,9 +17,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from securitykit import BACKENDS, container, run_ok
+from securitykit import BACKENDS, container
 
-from hubtest import free_port, new_password, token_api, wait_for
+from hubtest import free_port, new_password, run_ok, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +79,11 @@ def journey(hub, request):
     lab = alice.get(alice.url("/user/alice/lab"))
     assert lab.status_code == 200 and lab.url.endswith("/user/alice/lab"), lab.url
     server_token = run_ok(
-        hub, token, "alice", "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])"
+        hub.url, token, "alice", "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])"
     )
     inspect = logs = None
     token_file = run_ok(
-        hub, token, "alice", "import os; print(os.path.exists('/tmp/.dlhub-api-token'))"
+        hub.url, token, "alice", "import os; print(os.path.exists('/tmp/.dlhub-api-token'))"
     )
     if hub.backend == "docker":
         engine = request.getfixturevalue("engine")

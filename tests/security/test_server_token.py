@@ -9,9 +9,9 @@ server, or reach the GPU scheduler's admin and hub-only API. On local and docker
 from __future__ import annotations
 
 import pytest
-from securitykit import BACKENDS, run_ok
+from securitykit import BACKENDS
 
-from hubtest import free_port, start_server, stop_server, token_api
+from hubtest import free_port, run_ok, start_server, stop_server, token_api
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def servers(hub):
         token = session.new_token("server-token")
         start_server(hub.url, token, name)
         server_token = run_ok(
-            hub, token, name, "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])"
+            hub.url, token, name, "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])"
         )
         assert server_token and server_token != token
         out[name] = (token, server_token)

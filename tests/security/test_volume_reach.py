@@ -15,9 +15,9 @@ from __future__ import annotations
 import http.client
 
 import pytest
-from securitykit import BACKENDS, container, run_ok
+from securitykit import BACKENDS, container
 
-from hubtest import start_server, stop_server, token_api
+from hubtest import run_ok, start_server, stop_server, token_api
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def test_writes_and_renames_cannot_climb_out(hub, tokens):
     names = {x["name"] for x in token_api(hub.url, tokens["alice"], "GET", api).json()["content"]}
     assert "mine.txt" in names
     code = "import os; print(os.path.exists('/tmp/planted.txt'), os.path.exists('/tmp/moved.txt'))"
-    assert run_ok(hub, tokens["alice"], "alice", code) == "False False"
+    assert run_ok(hub.url, tokens["alice"], "alice", code) == "False False"
 
 
 def test_the_group_volume_is_for_members_only(hub, tokens):
@@ -113,8 +113,8 @@ def test_the_group_volume_is_for_members_only(hub, tokens):
     if hub.backend == "local":
         # the local server's working directory is the home
         code = "import os; print(os.path.isdir('groups/physics'))"
-    assert run_ok(hub, tokens["alice"], "alice", code) == "True"
-    assert run_ok(hub, tokens["bob"], "bob", code) == "False"
+    assert run_ok(hub.url, tokens["alice"], "alice", code) == "True"
+    assert run_ok(hub.url, tokens["bob"], "bob", code) == "False"
     r = token_api(hub.url, tokens["bob"], "GET", "/user/bob/api/contents/groups/physics")
     assert r.status_code == 404
 
@@ -141,7 +141,7 @@ out.append("remounted" if r.returncode == 0 else "refused")
 print(*out)
 """
     # a read-only file system refuses each change (EROFS), and the user may not remount
-    assert run_ok(hub, tokens["alice"], "alice", code).split() == [
+    assert run_ok(hub.url, tokens["alice"], "alice", code).split() == [
         "OSError",
         "OSError",
         "OSError",
@@ -159,4 +159,4 @@ print(*out)
         "import os; print(*(os.path.exists(p) for p in "
         "('/var/run/docker.sock', '/run/docker.sock', '/var/lib/docker')))"
     )
-    assert run_ok(hub, tokens["alice"], "alice", code) == "False False False"
+    assert run_ok(hub.url, tokens["alice"], "alice", code) == "False False False"
