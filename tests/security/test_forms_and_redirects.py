@@ -3,9 +3,9 @@
 XSRF: bob's browser session (cookies only) sends each state-changing request of the hub
 without the XSRF token — the spawn form, the token page's create and revoke, change
 password, sign-up, log-in, and the REST API calls the admin panel makes — and is refused
-with 403, nothing changed. (Approve and discard: tests/security/test_account_forms.py; the
-GPU scheduler's pages: tests/integration/test_gpu_pages.py.) Log-out is a GET in
-JupyterHub: it ends that browser's session and nothing else.
+with 403, nothing changed; so are the GPU scheduler's page forms (wait, reclaim). (Approve
+and discard: tests/security/test_account_forms.py.) Log-out is a GET in JupyterHub: it ends
+that browser's session and nothing else.
 
 Redirects: after log-in (and for a user already logged in) ``next`` naming another site,
 plainly or encoded, never sends the browser off the hub.
@@ -20,18 +20,22 @@ from urllib.parse import quote, urlparse
 import pytest
 import requests
 
-from hubtest import new_password, token_api
+from hubtest import free_port, new_password, token_api
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def hub(hubs):
-    return hubs.start(
-        "local",
-        {"profiles": [{"name": "cpu", "default": True}, {"name": "small", "mem_limit": "1G"}]},
-        name="forms",
-    )
+    config = {
+        "gpus": {
+            "enabled": True,
+            "devices": [{"uuid": "GPU-0", "model": "A100"}],
+            "port": free_port(),
+        },
+        "profiles": [{"name": "cpu", "default": True}, {"name": "small", "mem_limit": "1G"}],
+    }
+    return hubs.start("local", config, name="forms")
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +147,24 @@ def test_sign_up_and_log_in_need_xsrf(hub, bob_password):
     assert r.status_code == 403
     assert not any(c.name.startswith("jupyterhub-session") for c in anonymous.cookies)
     assert "jupyterhub-hub-login" not in {c.name for c in anonymous.cookies}
+
+
+def test_gpu_scheduler_pages_need_their_xsrf(hub, bob):
+    """The scheduler's own pages (logged in through the hub): a form post without the
+    page's xsrf token is not taken as bob's (the control: with it, it is)."""
+    pages = "/services/gpu-scheduler/"
+    r = bob.get(bob.url(pages + "wait/"))
+    assert r.status_code == 200 and r.url.endswith(pages + "wait/"), r.url
+    spawn_page = "/hub/spawn-pending/bob"
+    r = without_xsrf(bob, "POST", pages + "wait/", data={"action": "cpu"})
+    assert r.status_code in (302, 403), r.status_code
+    assert not r.headers.get("Location", "").startswith(spawn_page)
+    r = without_xsrf(bob, "POST", pages + "leases/any/reclaim")
+    assert r.status_code in (302, 403) and pages not in r.headers.get("Location", ""), r.headers
+    # the token the scheduler's pages set for this browser (their forms carry it)
+    xsrf = next(c.value for c in bob.cookies if c.name == "_xsrf" and c.path == pages)
+    r = without_xsrf(bob, "POST", pages + "wait/", data={"action": "cpu", "_xsrf": xsrf})
+    assert r.status_code == 302 and r.headers["Location"].startswith(spawn_page)
 
 
 def test_log_out_is_a_get_that_only_ends_the_session(hub, admin, bob_password, admin_token):
