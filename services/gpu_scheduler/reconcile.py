@@ -182,6 +182,9 @@ async def check(
     for lease, why in due:
         if lease.id not in s.leases:
             continue
+        if (servers.get((lease.user, lease.request.server)) or {}).get("pending") == "spawn":
+            # a server still starting is not idle; it is judged once it runs
+            continue
         log.info("Reclaiming GPUs of %s/%s (%s)", lease.user, lease.request.server, why)
         await stop_server(api_url, token, lease.user, lease.request.server)
         state.release(lease.id)
