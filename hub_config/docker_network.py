@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import docker
 
-#: Containers on the network cannot reach each other; they reach the host (the hub).
+#: Containers on the network cannot reach each other; on the host they reach only what
+#: :mod:`hub_config.host_firewall` lets through (the hub's API, the GPU scheduler).
 NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
 
 
@@ -32,3 +33,11 @@ def ensure_network(name: str, client=None) -> str:
         if pool.get("Gateway"):
             return pool["Gateway"]
     raise DockerUnavailable(f"Docker network {name!r} has no gateway address")
+
+
+def bridge_name(name: str, client=None) -> str:
+    """The host's network interface of the bridge network ``name``."""
+    client = client or docker.from_env()
+    network = client.networks.get(name)
+    options = network.attrs.get("Options") or {}
+    return options.get("com.docker.network.bridge.name") or f"br-{network.id[:12]}"

@@ -23,12 +23,21 @@ def configure(c, environ=None, cwd=None) -> dict:
     data_dir = mapping.resolve_data_dir(cfg, cwd)
     gateway = None
     if cfg["backend"] == "docker":
-        from .docker_network import DockerUnavailable, ensure_network
+        from .docker_network import DockerUnavailable, bridge_name, ensure_network
+        from .host_firewall import close_host
 
         try:
             gateway = ensure_network(cfg["docker"]["network"])
         except DockerUnavailable as e:
             sys.exit(f"dlhub: {e}")
+        # on the host, user containers reach only the hub's API and the GPU scheduler
+        ports = [cfg["hub"]["hub_port"]] + (
+            [cfg["gpus"]["port"]] if cfg["gpus"]["enabled"] else []
+        )
+        network = cfg["docker"]["network"]
+        warning = close_host(network, bridge_name(network), gateway, ports)
+        if warning:
+            print(warning, file=sys.stderr)
         from .docker_gpu import engine_runtimes, startup_warning
 
         warning = startup_warning(cfg, engine_runtimes())

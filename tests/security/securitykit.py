@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 import hubtest
+from hub_config.host_firewall import forget_removed_networks
 from hub_config.naming import safe_slug
 from hubtest import RunningHub, _merge, remove_docker_objects, token_api
 
@@ -46,6 +47,7 @@ class Hubs:
         if hub.names:
             engine = self.request.getfixturevalue("engine")
             remove_docker_objects(engine, hub.names["prefix"], hub.names["network"])
+            forget_removed_networks()  # the host's rules of the network that is gone
 
     def stop_all(self) -> None:
         for hub in self.started:
