@@ -16,7 +16,11 @@ NativeAuthenticator's sign-up and login handlers (see :mod:`hub_config.auth`).
 - throttle: ``login_throttle_failures`` failed log-ins from one address within
   ``login_throttle_seconds`` and that address gets ``429`` with ``Retry-After`` until the
   oldest of them is that old. A throttled address is refused before any password is
-  checked, so its attempts do not add to any account's lock-out count.
+  checked, so its attempts do not add to any account's lock-out count;
+- sign-up: ``signup_throttle_attempts`` sign-ups (any, not only refused ones) from one
+  address within ``login_throttle_seconds`` and that address gets ``429`` with
+  ``Retry-After``; while ``max_pending_signups`` accounts wait for approval, a sign-up
+  that would wait too is refused (``503``) before anything is stored.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import math
 from datetime import datetime
 
 import bcrypt
+from nativeauthenticator.orm import UserInfo
 from tornado import web
 from traitlets import Integer, List, Unicode, validate
 from traitlets.config import LoggingConfigurable
@@ -61,6 +66,27 @@ class CredentialRules(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    signup_throttle_attempts = Integer(
+        10,
+        help="""Sign-ups from one address after which it must wait; 0: no limit.
+
+        Every sign-up counts, accepted or refused, within ``login_throttle_seconds``
+        (a sliding window). A throttled address gets ``429 Too Many Requests`` with
+        ``Retry-After`` on the sign-up page, and nothing is stored. Set from
+        ``auth.throttle_signups``.
+        """,
+    ).tag(config=True)
+
+    max_pending_signups = Integer(
+        500,
+        help="""Sign-ups waiting for an admin's approval, at most; 0: no limit.
+
+        While this many accounts wait, a sign-up that would wait too is refused
+        (``503 Service Unavailable``) and nothing is stored; sign-ups approved at once
+        (open sign-up, known users) still work. Set from ``auth.max_pending_signups``.
+        """,
+    ).tag(config=True)
+
     trusted_proxies = List(
         Unicode(),
         help="""Addresses or networks (``10.0.0.0/8``) of proxies in front of the hub's own.
@@ -81,6 +107,11 @@ class CredentialRules(LoggingConfigurable):
     @functools.cached_property
     def login_throttle(self) -> throttle.FailureWindow:
         return throttle.FailureWindow(self.login_throttle_failures, self.login_throttle_seconds)
+
+    @functools.cached_property
+    def signup_throttle(self) -> throttle.FailureWindow:
+        # counts every sign-up of an address (FailureWindow.fail), not only refused ones
+        return throttle.FailureWindow(self.signup_throttle_attempts, self.login_throttle_seconds)
 
     @functools.cached_property
     def _trusted_networks(self):
@@ -136,6 +167,21 @@ class CredentialRules(LoggingConfigurable):
         if self.password_problem(new_password):
             return None
         return super().change_password(username, passwords.bcrypt_secret(new_password))
+
+    # --- sign-ups waiting for approval ---------------------------------------------
+
+    def pending_signups(self) -> int:
+        """How many sign-ups wait for an admin's approval."""
+        return self.db.query(UserInfo).filter(UserInfo.is_authorized.is_(False)).count()
+
+    def pending_full(self, name: str) -> bool:
+        """Whether a sign-up of ``name`` (as typed) would wait for approval while
+        ``max_pending_signups`` already do."""
+        if self.max_pending_signups <= 0 or self.open_signup:
+            return False
+        if self.normalize_username(name) in self.get_authed_users():
+            return False  # approved at once
+        return self.pending_signups() >= self.max_pending_signups
 
     # --- lock-out -----------------------------------------------------------------
 
@@ -223,11 +269,13 @@ class SignUpChecks:
     """Mixed into the sign-up handler: the page states the username rule, and a name or
     password that breaks the rules is a 400 page before anything is stored."""
 
-    async def _page(self, message: str, alert: str, status: int = 200):
+    async def _page(self, message: str, alert: str, status: int = 200, retry_after: int = 0):
         auth = self.authenticator
         if not auth.enable_signup:
             raise web.HTTPError(404)
         self.set_status(status)
+        if retry_after:
+            self.set_header("Retry-After", str(retry_after))
         html = await self.render_template(
             "signup.html",
             ask_email=auth.ask_email_on_signup,
@@ -244,7 +292,16 @@ class SignUpChecks:
 
     async def post(self):
         auth = self.authenticator
-        problem = auth.username_problem(self.get_body_argument("username", "", strip=False))
+        if not auth.enable_signup:
+            raise web.HTTPError(404)
+        address = auth.client_address(self.request)
+        wait = auth.signup_throttle.retry_after(address)
+        if wait:
+            message = f"Too many sign-ups from your address: try again in {wait} seconds."
+            return await self._page(message, "alert-danger", 429, wait)
+        auth.signup_throttle.fail(address)  # every sign-up counts
+        name = self.get_body_argument("username", "", strip=False)
+        problem = auth.username_problem(name)
         password = self.get_body_argument("signup_password", "", strip=False)
         if problem is None and password == self.get_body_argument(
             "signup_password_confirmation", "", strip=False
@@ -252,4 +309,10 @@ class SignUpChecks:
             problem = auth.password_problem(password)
         if problem:
             return await self._page(problem, "alert-danger", 400)
+        if auth.pending_full(name):
+            message = (
+                "Too many accounts are waiting for an admin's approval: please ask an admin "
+                "to approve or discard some, then sign up again."
+            )
+            return await self._page(message, "alert-danger", 503)
         return await super().post()

@@ -201,6 +201,8 @@ def auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
             "approve_known_users": auth["approve_known_users"],
             "login_throttle_failures": auth["throttle_failed_logins"],
             "login_throttle_seconds": auth["throttle_seconds"],
+            "signup_throttle_attempts": auth["throttle_signups"],
+            "max_pending_signups": auth["max_pending_signups"],
             "trusted_proxies": list(auth["trusted_proxies"]),
             "first_admin_token_file": str(data_dir / FIRST_ADMIN_TOKEN),
         },

@@ -133,6 +133,9 @@ class RunningHub:
                 "data_dir": "data",
             },
             "local": {"user_env": str(user_env())},
+            # every test signs its users up from 127.0.0.1; the sign-up throttle has its
+            # own tests (security/test_signup_limits.py), which turn it on
+            "auth": {"throttle_signups": 0},
         }
         self.shared_root: Path | None = None
         if as_root() and (config or {}).get("backend", "local") == "local":

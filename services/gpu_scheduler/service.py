@@ -405,6 +405,9 @@ def make_app(state: State, prefix: str, hub_auth: HubAuth, oauth=None) -> web.Ap
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ]
         settings["cookie_secret"] = os.urandom(32)
+        # the pages' xsrf cookie with the options of HubOAuth's cookies; no script reads
+        # it (the forms carry the token)
+        settings["xsrf_cookie_kwargs"] = {**oauth.cookie_options, "httponly": True}
     return web.Application(handlers, **settings)
 
 
@@ -426,6 +429,7 @@ def scheduler_from_config(cfg: dict) -> Scheduler:
 
 def main() -> None:
     from hub_config.config import load_platform_config
+    from hub_config.mapping import cookie_options
 
     cfg = load_platform_config()
     scheduler = scheduler_from_config(cfg)
@@ -434,7 +438,11 @@ def main() -> None:
     state = State(scheduler, store, warn_before=cfg["gpus"]["warn_before"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-scheduler/")
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app = make_app(state, prefix, HubAuth(cache_max_age=60), HubOAuth.instance(cache_max_age=60))
+    # its cookies as the hub's own: SameSite=Lax, and Secure when the hub is served over https
+    oauth = HubOAuth.instance(
+        cache_max_age=60, cookie_options=cookie_options(cfg["hub"]["bind_url"])
+    )
+    app = make_app(state, prefix, HubAuth(cache_max_age=60), oauth)
     app.listen(url.port, url.hostname)
     api_url = os.environ["JUPYTERHUB_API_URL"]
     token = os.environ["JUPYTERHUB_API_TOKEN"]

@@ -9,7 +9,15 @@ import re
 import pytest
 import requests
 
-from hubtest import free_port, run_code, start_server, stop_server, token_api, wait_for
+from hubtest import (
+    free_port,
+    new_password,
+    run_code,
+    start_server,
+    stop_server,
+    token_api,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +206,49 @@ def test_the_server_tells_jupyterlab_before_its_gpu_is_taken_back(hub, tokens):
     finally:
         for user in ("alice", "bob"):
             stop_server(hub.url, tokens[user], user)
+
+
+def set_cookies_along(r, path: str) -> dict[str, str]:
+    """Set-Cookie headers (raw text, by cookie name) of every hop of a redirected request,
+    of cookies scoped to ``path`` (not those that clear a cookie)."""
+    out = {}
+    for hop in [*r.history, r]:
+        for header in hop.raw.headers.getlist("Set-Cookie"):
+            name, value = header.split(";", 1)[0].split("=", 1)
+            if value in ("", '""'):
+                continue
+            if f"Path={path};" in header or header.endswith(f"Path={path}"):
+                out[name] = header
+    return out
+
+
+def test_the_pages_and_the_users_server_set_samesite_httponly_cookies(hub, users, tokens):
+    """The scheduler's pages and a user's server log in through the hub (OAuth) and set
+    cookies of their own: SameSite=Lax and HttpOnly like the hub's (plain http here: no
+    Secure)."""
+    password = new_password()
+    s = hub.session()
+    s.signup("erin", password)
+    users["admin"].approve("erin")
+    s.login("erin", password)
+    r = s.get(s.url(PAGES), timeout=30)
+    assert r.status_code == 200 and r.url == s.url(PAGES)
+    cookies = set_cookies_along(r, PAGES)
+    # the OAuth state, the log-in and the pages' xsrf cookie
+    assert len(cookies) >= 3 and "_xsrf" in cookies, cookies
+    for header in cookies.values():
+        assert "SameSite=Lax" in header and "HttpOnly" in header, header
+        assert "Secure" not in header, header
+
+    token = s.new_token("cookies")
+    start_server(hub.url, token, "erin")
+    try:
+        r = s.get(s.url("/user/erin/lab"), timeout=30)
+        assert r.status_code == 200 and r.url.startswith(s.url("/user/erin/")), r.url
+        cookies = set_cookies_along(r, "/user/erin/")
+        assert "jupyterhub-user-erin" in cookies, cookies
+        for header in cookies.values():
+            assert "SameSite=Lax" in header, header
+        assert "HttpOnly" in cookies["jupyterhub-user-erin"]
+    finally:
+        stop_server(hub.url, token, "erin")
