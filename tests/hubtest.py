@@ -85,6 +85,9 @@ def remove_docker_objects(engine, prefix: str, network: str) -> None:
         volume.remove(force=True)
     for net in engine.networks.list(names=[network]):
         net.remove()
+    from hub_config.host_firewall import forget_removed_networks
+
+    forget_removed_networks()  # the host's rules of the network that is gone
 
 
 def missing_parts() -> list[str]:
