@@ -94,10 +94,10 @@ def missing_parts() -> list[str]:
     """What a real hub needs that is not installed here (empty when ready)."""
     missing = []
     if not (user_env() / "bin" / "jupyterhub-singleuser").exists():
-        missing.append(f"user environment {user_env()} (run `make user-env`)")
+        missing.append(f"user environment {user_env()} (run `make install`)")
     proxy = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
     if not proxy.exists():
-        missing.append("configurable-http-proxy (run `make proxy`)")
+        missing.append("configurable-http-proxy (run `make install`)")
     return missing
 
 

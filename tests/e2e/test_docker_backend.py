@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import signal
-import time
 import uuid
 
 import docker
@@ -228,15 +227,13 @@ def test_hub_killed_servers_survive_and_come_back(hub, engine, names, users):
 
 def test_container_killed_outside_is_noticed(hub, engine, names, users):
     container(engine, names, "bob").kill()
-    killed = time.monotonic()
 
     def stopped():
         model = token_api(hub.url, users["bob"], "GET", "/hub/api/users/bob").json()
         return "" not in model["servers"]
 
+    # how long it takes is measured in bench/spawn; here only that it is within a poll
     wait_for(stopped, POLL_INTERVAL + 2, interval=0.5, what="the hub to notice within a poll")
-    noticed = time.monotonic() - killed
-    print(f"noticed after {noticed:.1f}s (poll interval {POLL_INTERVAL}s)")
 
 
 def test_tensorboard_opens_through_the_server_proxy(hub, users):

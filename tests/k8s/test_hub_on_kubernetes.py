@@ -199,7 +199,7 @@ class Setup:
 def setup(kube_cluster, require_images, tmp_path_factory):
     require_images(IMAGE, SMALL_IMAGE)
     if not PROXY.exists():
-        part_missing("configurable-http-proxy is not installed (make proxy)")
+        part_missing("configurable-http-proxy is not installed (run `make install`)")
     s = Setup()
     s.cluster = cluster = kube_cluster
     s.namespace = namespace = f"hub-{uuid.uuid4().hex[:8]}"
