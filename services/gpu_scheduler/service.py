@@ -141,7 +141,7 @@ class BaseHandler(HubAuthenticated, web.RequestHandler):
     def body(self) -> dict:
         try:
             data = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise web.HTTPError(400, "the request body is not JSON") from None
         if not isinstance(data, dict):
             raise web.HTTPError(400, "the request body must be a JSON object")
