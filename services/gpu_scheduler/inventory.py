@@ -74,22 +74,23 @@ def from_nvml(nvml=None) -> list[Device]:
             model = _text(nvml.nvmlDeviceGetName(handle))
             memory = nvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20
             instances = _mig_instances(nvml, handle, uuid, index)
-            if instances:
-                devices.extend(instances)
-            else:
+            if instances is None:
                 devices.append(Device(uuid, model, memory, index))
+            else:
+                devices.extend(instances)  # none yet: no CUDA work runs on the card itself
         return devices
     finally:
         nvml.nvmlShutdown()
 
 
-def _mig_instances(nvml, handle, parent: str, index: int) -> list[Device]:
+def _mig_instances(nvml, handle, parent: str, index: int) -> list[Device] | None:
+    """The MIG instances of a card with MIG enabled; None when MIG is off or unsupported."""
     try:
         current, _pending = nvml.nvmlDeviceGetMigMode(handle)
     except nvml.NVMLError:
-        return []  # not a MIG-capable card
+        return None  # not a MIG-capable card
     if current != nvml.NVML_DEVICE_MIG_ENABLE:
-        return []
+        return None
     out = []
     for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
         try:
