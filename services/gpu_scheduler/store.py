@@ -4,21 +4,36 @@ The whole state (queue, leases, quotas) is written as one transaction after each
 so a crash leaves either the previous state or the new one, never half of each, and a
 restarted scheduler loads exactly what was there: no lease lost, none doubled.
 An SQLite file is created mode 0600 before SQLAlchemy opens it (it names every holder).
+
+The schema is versioned with Alembic (the revisions are in ``migrations/``, the version in
+the table ``gpu_scheduler_alembic_version``, apart from the hub's ``alembic_version`` when
+both share a database): at start the store brings the database to the newest revision this
+release knows, and refuses one written by a newer release.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import time
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
+    Engine,
     Float,
     Integer,
     String,
     Text,
     create_engine,
     delete,
+    inspect,
     make_url,
     select,
 )
@@ -26,6 +41,34 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .model import Lease, Request
 from .policy import Scheduler
+
+log = logging.getLogger("gpu_scheduler")
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# the scheduler's own version table: a database shared with the hub keeps both apart
+VERSION_TABLE = "gpu_scheduler_alembic_version"
+# the revision of the tables dlhub 0.1.0 made with create_all, before versions were stored
+INITIAL_REVISION = "492626b3876f"
+INITIAL_COLUMNS = {
+    "gpu_requests": {
+        "id",
+        "user",
+        "server",
+        "count",
+        "model",
+        "groups",
+        "priority",
+        "submitted_at",
+        "idle_timeout",
+        "max_lifetime",
+        "devices",
+        "granted_at",
+        "last_active",
+        "borrowed",
+        "reclaiming",
+    },
+    "gpu_quotas": {"group", "gpus"},
+}
 
 
 class Base(DeclarativeBase):
@@ -71,11 +114,96 @@ def create_private(url: str) -> None:
     os.chmod(parsed.database, 0o600)
 
 
+class SchemaMismatch(RuntimeError):
+    """The database holds scheduler tables this release cannot use or upgrade."""
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the scheduler's migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    return config
+
+
+def upgrade_database(engine: Engine) -> str:
+    """Bring the scheduler's tables to the newest revision; return the revision.
+
+    - no scheduler tables: create them and record the newest revision;
+    - tables without a recorded revision (dlhub 0.1.0, before versions were stored): check
+      they are 0.1.0's, record its revision, then upgrade;
+    - an older revision: upgrade (an SQLite file is first copied beside itself, mode 0600);
+    - a revision this release does not know (a newer release wrote it): refuse.
+    """
+    config = alembic_config()
+    scripts = ScriptDirectory.from_config(config)
+    head = scripts.get_current_head()
+    known = {script.revision for script in scripts.walk_revisions()}
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        current = context.get_current_revision()
+        tables = set(inspect(connection).get_table_names()) & set(Base.metadata.tables)
+        columns = {
+            t: {c["name"] for c in inspect(connection).get_columns(t)} for t in sorted(tables)
+        }
+    if current is not None and current not in known:
+        raise SchemaMismatch(
+            f"The GPU scheduler's database is at schema revision {current}, newer than this "
+            f"release knows (its newest is {head}): run the dlhub release that wrote it, or "
+            "restore the copy of the database taken before that release upgraded it."
+        )
+    if current == head:
+        return head
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        if current is None and not tables:
+            Base.metadata.create_all(connection)
+            command.stamp(config, head)
+            log.info("Created the GPU scheduler's tables at schema revision %s", head)
+            return head
+        if current is None:
+            if columns != INITIAL_COLUMNS:
+                raise SchemaMismatch(
+                    "The GPU scheduler's database has tables "
+                    f"{', '.join(sorted(columns))} but no schema revision, and they are not "
+                    "those of dlhub 0.1.0: point gpus.db_url at the scheduler's own "
+                    "database, or move these tables away so that it starts afresh."
+                )
+            command.stamp(config, INITIAL_REVISION)
+            current = INITIAL_REVISION
+            log.info("Recorded the GPU scheduler's tables as schema revision %s", current)
+    if current != head:
+        backup = backup_sqlite(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, head)
+        log.info(
+            "Upgraded the GPU scheduler's database from schema revision %s to %s%s",
+            current,
+            head,
+            f" (the previous file is kept as {backup})" if backup else "",
+        )
+    return head
+
+
+def backup_sqlite(engine: Engine) -> str | None:
+    """Copy an SQLite database file beside itself, mode 0600, before it is upgraded."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    backup = f"{url.database}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
+    fd = os.open(backup, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as out, open(url.database, "rb") as source:
+        shutil.copyfileobj(source, out)
+    return backup
+
+
 class Store:
+    """The scheduler's queue, leases and quotas in a database, upgraded to this release."""
+
     def __init__(self, url: str):
         create_private(url)
         self.engine = create_engine(url, future=True)
-        Base.metadata.create_all(self.engine)
+        upgrade_database(self.engine)
 
     def save(self, scheduler: Scheduler) -> None:
         """Replace the stored state with the scheduler's, in one transaction."""
