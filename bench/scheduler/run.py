@@ -216,7 +216,7 @@ def simulate(policy: str, users: list[User], seed: int) -> dict:
             session.waiting, session.holding = None, lease.id
             by_lease[lease.id] = session
             waits.append(now - session.asked_at)
-        for lease in step.reclaim:
+        for lease in step.take_back:
             stop(lease.id, now)
 
     def stop(lease_id: str, now: int):

@@ -45,7 +45,7 @@ class Lease:
     devices: tuple[str, ...]
     granted_at: float
     last_active: float
-    #: granted beyond the user's quota, out of idle capacity: reclaimed first
+    #: granted beyond the user's quota, out of idle capacity: the first taken back
     borrowed: bool = False
 
     @property
@@ -63,7 +63,7 @@ class Lease:
         return None
 
     def reclaim_at(self) -> tuple[float, str] | None:
-        """When, and why, this lease will be taken back if its server stays as it is now:
+        """When, and why, this lease will be reclaimed if its server stays as it is now:
         after its idle timeout from the last activity, or at its maximum lifetime,
         whichever comes first; None when it has neither limit."""
         times = []
@@ -86,8 +86,10 @@ class Lease:
 
 @dataclass
 class Step:
-    """What one scheduling pass decided; the shell carries it out."""
+    """What one scheduling pass decided; the shell carries it out: it starts the granted
+    leases' servers and reclaims the leases to take back."""
 
     granted: list[Lease] = field(default_factory=list)
-    #: borrowed leases to take back so that a request within its quota can run
-    reclaim: list[Lease] = field(default_factory=list)
+    #: borrowed leases to take back so that a request within its quota can run (the
+    #: caller reclaims them: stops their servers and releases their GPUs)
+    take_back: list[Lease] = field(default_factory=list)

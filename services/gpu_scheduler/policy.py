@@ -8,8 +8,9 @@ Rules, in the order :meth:`Scheduler.schedule` applies them:
    by arrival. A request that cannot be granted blocks later ones that would take the
    same devices, so a large request is not starved by a stream of small ones.
 3. **Room for quota.** When a request within quota waits for devices that borrowed
-   leases hold, those leases (newest first) are marked for reclaim: the caller stops
-   their servers and releases them, and the request gets the devices.
+   leases hold, those leases (newest first) are taken back (:attr:`Step.take_back`,
+   :attr:`Scheduler.taking_back`): the caller reclaims them (stops their servers and
+   releases them), and the request gets the devices.
 4. **Borrowing.** Only when no request within quota waits, requests beyond quota may use
    idle capacity; such leases are *borrowed* and are the first taken back.
 
@@ -32,6 +33,15 @@ class RequestError(ValueError):
 
 
 class Scheduler:
+    """The GPUs, their leases and the queue, and the rules above; no I/O, no clock.
+
+    Every change (:meth:`submit`, :meth:`cancel`, :meth:`release`, :meth:`schedule`)
+    takes the time as ``now`` and returns a :class:`~.model.Step`: the leases granted and
+    the borrowed leases to take back, which the caller (the service) carries out.
+    ``devices``: the inventory; ``quotas``: GPUs per group; ``default_quota``: the
+    quota of a group not in ``quotas`` and of a user in no group.
+    """
+
     def __init__(
         self,
         devices: Iterable[Device],
@@ -47,8 +57,9 @@ class Scheduler:
         self.default_quota = default_quota
         self.leases: dict[str, Lease] = {}
         self.queue: dict[str, Request] = {}
-        #: borrowed leases marked for reclaim and not released yet
-        self.reclaiming: set[str] = set()
+        #: borrowed leases the policy takes back for a request within quota, until
+        #: the caller has reclaimed (released) them
+        self.taking_back: set[str] = set()
         self._held: dict[str, int] = {}
         self._free: dict[str, list[str]] = {}
         #: every device in one machine (declared, NVML): no need to keep leases on one host
@@ -150,11 +161,12 @@ class Scheduler:
         lease = self.leases.pop(lease_id, None)
         if lease is not None:
             self._held[lease.user] -= len(lease.devices)
-        self.reclaiming.discard(lease_id)
+        self.taking_back.discard(lease_id)
         return self.schedule(now)
 
-    def restore_lease(self, lease: Lease, reclaiming: bool = False) -> None:
-        """Put back a lease read from storage (after a restart), checking it still fits."""
+    def restore_lease(self, lease: Lease, taking_back: bool = False) -> None:
+        """Put back a lease read from storage (after a restart), checking it still fits;
+        ``taking_back``: it was being taken back (see :attr:`taking_back`)."""
         leased = self.leased_devices()
         for uuid in lease.devices:
             if uuid not in self.devices:
@@ -163,8 +175,8 @@ class Scheduler:
                 raise ValueError(f"lease {lease.id} holds {uuid}, which another lease holds")
         self.leases[lease.id] = lease
         self._held[lease.user] = self._held.get(lease.user, 0) + len(lease.devices)
-        if reclaiming:
-            self.reclaiming.add(lease.id)
+        if taking_back:
+            self.taking_back.add(lease.id)
 
     def touch(self, lease_id: str, now: float) -> None:
         """The lease's GPUs or kernels were busy at ``now``."""
@@ -178,7 +190,7 @@ class Scheduler:
         return [(lease, at[1]) for lease, at in due if at is not None and now >= at[0]]
 
     def schedule(self, now: float) -> Step:
-        """Grant what can be granted; mark borrowed leases to reclaim for quota holders."""
+        """Grant what can be granted; take borrowed leases back for quota holders."""
         step = Step()
         self._free = self._free_by_model()
         # models that earlier waiting requests need (None: every model)
@@ -196,7 +208,7 @@ class Scheduler:
                 continue
             quota_waiting = True
             if not _blocked(request.model, blocked):
-                step.reclaim.extend(self._make_room(request))
+                step.take_back.extend(self._make_room(request))
             blocked.add(request.model)
         if not quota_waiting:
             for request in self.waiting():
@@ -264,7 +276,7 @@ class Scheduler:
         """Borrowed leases (newest first) whose devices would let ``request`` run."""
         free = len(self._matching(self.free_devices(), request.model))
         pending = [
-            self.leases[i] for i in self.reclaiming if i in self.leases
+            self.leases[i] for i in self.taking_back if i in self.leases
         ]  # already on their way back
         free += sum(len(self._matching_ids(lease, request.model)) for lease in pending)
         if free >= request.count:
@@ -274,7 +286,7 @@ class Scheduler:
                 lease
                 for lease in self.leases.values()
                 if lease.borrowed
-                and lease.id not in self.reclaiming
+                and lease.id not in self.taking_back
                 and self._matching_ids(lease, request.model)
             ),
             key=lambda lease: lease.granted_at,
@@ -288,7 +300,7 @@ class Scheduler:
             free += len(self._matching_ids(lease, request.model))
         if free < request.count:
             return []  # not enough even with every borrowed lease back: just wait
-        self.reclaiming.update(lease.id for lease in chosen)
+        self.taking_back.update(lease.id for lease in chosen)
         return chosen
 
     def _matching_ids(self, lease: Lease, model: str | None) -> list[str]:
@@ -300,13 +312,13 @@ class Scheduler:
         """Seconds until a waiting request is expected to get its GPUs.
 
         Every lease is expected to end when its idle budget runs out if it goes idle now
-        (at the latest at its maximum lifetime); a lease being reclaimed ends now. The
+        (at the latest at its maximum lifetime); a lease being taken back ends now. The
         queue ahead is played forward in order, each request holding its GPUs for its
         idle timeout (or lifetime when shorter). Quotas are not modelled.
         """
         free_at = {uuid: now for uuid in self.devices}
         for lease in self.leases.values():
-            end = now if lease.id in self.reclaiming else lease.expected_end(now)
+            end = now if lease.id in self.taking_back else lease.expected_end(now)
             for uuid in lease.devices:
                 free_at[uuid] = end
         for request in self.waiting():
@@ -336,7 +348,7 @@ class Scheduler:
                 assert uuid not in seen, f"device {uuid} in two leases"
                 seen.add(uuid)
         assert not set(self.leases) & set(self.queue), "a request both waits and holds"
-        assert self.reclaiming <= set(self.leases), "reclaiming a lease that is gone"
+        assert self.taking_back <= set(self.leases), "taking back a lease that is gone"
         for user in {lease.user for lease in self.leases.values()} | set(self._held):
             held = sum(len(x.devices) for x in self.leases.values() if x.user == user)
             assert self._held.get(user, 0) == held, f"holdings of {user} out of step"

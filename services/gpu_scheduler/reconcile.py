@@ -178,7 +178,7 @@ async def check(
             log.warning("GPU server %(user)s/%(server)s runs without a GPU lease", entry)
         state.unleased = unleased
     due = [(lease, why) for lease, why in s.due(now)]
-    due += [(s.leases[i], "borrowed, needed within quota") for i in sorted(s.reclaiming)]
+    due += [(s.leases[i], "borrowed, needed within quota") for i in sorted(s.taking_back)]
     for lease, why in due:
         if lease.id not in s.leases:
             continue

@@ -1,18 +1,24 @@
-"""What the API and the pages show of the scheduler's state: plain dicts, no I/O."""
+"""What the API and the pages show of the scheduler's state: views, plain dicts, no I/O.
+
+A *view* is what a client sees of a lease, a waiting request or the capacity; "model"
+in a view is always a GPU model (``A100``), as everywhere in the scheduler.
+"""
 
 from __future__ import annotations
 
 from .policy import Scheduler
 
 
-def lease_model(
+def lease_view(
     lease, scheduler: Scheduler, now: float, utilisation: dict | None = None, warn_before=0
 ) -> dict:
-    """A lease as the API shows it.
+    """A lease as the API and the pages show it.
 
     ``utilisation``: the last known utilisation per device UUID (NVML), percent.
-    ``reclaim_at``/``reclaim_reason``: when and why the lease will be taken back if
-    nothing changes; ``warning`` is true from ``warn_before`` seconds before that.
+    ``reclaim_at``/``reclaim_reason``: when and why the lease will be reclaimed (its
+    server stopped, its GPUs released) if nothing changes; ``warning`` is true from
+    ``warn_before`` seconds before that. ``taking_back``: a borrowed lease the policy
+    wants back for a request within its quota (reclaimed at the next check).
     """
     utilisation = utilisation or {}
     due = lease.reclaim_at()
@@ -32,14 +38,16 @@ def lease_model(
         "granted_at": lease.granted_at,
         "idle_s": max(0.0, now - lease.last_active),
         "borrowed": lease.borrowed,
-        "reclaiming": lease.id in scheduler.reclaiming,
+        "taking_back": lease.id in scheduler.taking_back,
         "reclaim_at": due[0] if due else None,
         "reclaim_reason": due[1] if due else None,
         "warning": bool(due) and now >= due[0] - warn_before,
     }
 
 
-def wait_model(request, scheduler: Scheduler, now: float) -> dict:
+def wait_view(request, scheduler: Scheduler, now: float) -> dict:
+    """A waiting request as the API and the wait page show it: its place in the queue
+    (1-based) and the seconds until it is expected to get its GPUs (``eta_s``)."""
     return {
         "id": request.id,
         "user": request.user,
@@ -52,7 +60,9 @@ def wait_model(request, scheduler: Scheduler, now: float) -> dict:
     }
 
 
-def capacity_model(s: Scheduler, name: str, groups) -> dict:
+def capacity_view(s: Scheduler, name: str, groups) -> dict:
+    """The GPUs as user ``name`` (in ``groups``) sees them: free and total per GPU model
+    (``models``), their quota and how many GPUs they hold (``used``)."""
     models: dict[str, dict] = {}
     free = {d.uuid for d in s.free_devices()}
     for device in s.devices.values():

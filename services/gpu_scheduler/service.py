@@ -10,7 +10,7 @@ API token), so the token inside a user's server, even an admin's, cannot reach t
     DELETE api/requests/SERVER       cancel a wait (?then=cpu: start without GPUs instead)
                                      or stop the caller's server and release its GPUs
     GET    api/admin/state           (admin) every lease and the queue
-    POST   api/admin/leases/ID/reclaim   (admin) take GPUs back
+    POST   api/admin/leases/ID/reclaim   (admin) reclaim: stop the server, release its GPUs
     PUT    api/admin/quotas          (admin) {"group": GPUs, ...}
     GET    metrics                   (admin) Prometheus metrics
 
@@ -29,97 +29,22 @@ import hmac
 import json
 import logging
 import os
-import time
 import uuid
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated, HubOAuth, HubOAuthCallbackHandler
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tornado import ioloop, web
 
 from . import pages, reconcile
 from .inventory import declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
-from .report import capacity_model, lease_model, wait_model
+from .report import capacity_view, wait_view
+from .state import State
 from .store import Store
 
 ADMIN_SCOPE = "admin:users"
-
-
-WAIT_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, float("inf"))
-LEASE_BUCKETS = (60, 600, 1800, 3600, 7200, 14400, 28800, 86400, float("inf"))
-
-
-class State:
-    """The scheduler, its store, clock and metrics, shared by the handlers."""
-
-    def __init__(
-        self, scheduler: Scheduler, store: Store | None, clock=time.time, warn_before=600
-    ):
-        self.scheduler = scheduler
-        self.store = store
-        self.clock = clock
-        #: seconds before a reclaim from which the lease carries a warning
-        self.warn_before = warn_before
-        #: last known GPU utilisation (percent) by device UUID, with NVML
-        self.utilisation: dict[str, int] = {}
-        #: requests their users withdrew: id -> "cancel" or "cpu" (for the waiting spawn)
-        self.withdrawn: dict[str, str] = {}
-        #: running servers of GPU profiles that hold no lease (found by the checks)
-        self.unleased: list[dict] = []
-        self.registry = CollectorRegistry()
-        self.wait_seconds = Histogram(
-            "dlhub_gpu_wait_seconds",
-            "time from asking for GPUs to getting them",
-            buckets=WAIT_BUCKETS,
-            registry=self.registry,
-        )
-        self.lease_seconds = Histogram(
-            "dlhub_gpu_lease_seconds",
-            "how long GPUs were held",
-            buckets=LEASE_BUCKETS,
-            registry=self.registry,
-        )
-
-    def saved(self, step=None):
-        """Record what a step granted, and store the new state."""
-        for lease in step.granted if step is not None else ():
-            self.wait_seconds.observe(max(0.0, lease.granted_at - lease.request.submitted_at))
-        if self.store is not None:
-            self.store.save(self.scheduler)
-        return step
-
-    def show_lease(self, lease, now: float) -> dict:
-        return lease_model(lease, self.scheduler, now, self.utilisation, self.warn_before)
-
-    def withdraw(self, request_id: str, action: str) -> None:
-        """The user stops waiting: to cancel the start, or to start without GPUs."""
-        step = self.scheduler.cancel(request_id, self.clock())
-        if step is not None:
-            self.withdrawn[request_id] = action
-            self.saved(step)
-
-    async def reclaim(self, lease_id: str) -> bool:
-        """An admin takes a lease back: its server is stopped first (it must not keep using
-        GPUs that go to someone else), then the GPUs are handed on. False: no such lease."""
-        lease = self.scheduler.leases.get(lease_id)
-        if lease is None:
-            return False
-        api_url = os.environ.get("JUPYTERHUB_API_URL")
-        if api_url:
-            token = os.environ["JUPYTERHUB_API_TOKEN"]
-            await reconcile.stop_server(api_url, token, lease.user, lease.request.server)
-        self.release(lease_id)
-        return True
-
-    def release(self, lease_id: str):
-        """Give back a lease's GPUs (and hand them on), recording how long it was held."""
-        lease = self.scheduler.leases.get(lease_id)
-        now = self.clock()
-        if lease is not None:
-            self.lease_seconds.observe(max(0.0, now - lease.granted_at))
-        return self.saved(self.scheduler.release(lease_id, now))
 
 
 class BaseHandler(HubAuthenticated, web.RequestHandler):
@@ -168,7 +93,7 @@ class BaseHandler(HubAuthenticated, web.RequestHandler):
 class CapacityHandler(BaseHandler):
     def get(self):
         user = self.user()
-        self.send(capacity_model(self.state.scheduler, user["name"], user.get("groups", [])))
+        self.send(capacity_view(self.state.scheduler, user["name"], user.get("groups", [])))
 
 
 class MeHandler(BaseHandler):
@@ -180,7 +105,7 @@ class MeHandler(BaseHandler):
                 "leases": [
                     self.state.show_lease(x, now) for x in s.leases.values() if x.user == name
                 ],
-                "waiting": [wait_model(r, s, now) for r in s.waiting() if r.user == name],
+                "waiting": [wait_view(r, s, now) for r in s.waiting() if r.user == name],
             }
         )
 
@@ -260,7 +185,7 @@ def request_status(state: State, request_id: str, now: float, consume=False) -> 
     if request_id in s.leases:
         return {"lease": state.show_lease(s.leases[request_id], now)}
     if request_id in s.queue:
-        return {"waiting": wait_model(s.queue[request_id], s, now)}
+        return {"waiting": wait_view(s.queue[request_id], s, now)}
     if request_id in state.withdrawn:
         action = state.withdrawn.pop(request_id) if consume else state.withdrawn[request_id]
         return {"withdrawn": action}
@@ -308,7 +233,7 @@ class HubCapacityHandler(HubClientHandler):
         self.user()
         name = self.get_argument("user")
         groups = self.get_arguments("group")
-        self.send(capacity_model(self.state.scheduler, name, groups))
+        self.send(capacity_view(self.state.scheduler, name, groups))
 
 
 class AdminStateHandler(BaseHandler):
@@ -318,7 +243,7 @@ class AdminStateHandler(BaseHandler):
         self.send(
             {
                 "leases": [self.state.show_lease(x, now) for x in s.leases.values()],
-                "waiting": [wait_model(r, s, now) for r in s.waiting()],
+                "waiting": [wait_view(r, s, now) for r in s.waiting()],
                 "quotas": s.quotas,
                 "default_quota": s.default_quota,
                 "unleased_servers": self.state.unleased,

@@ -209,7 +209,7 @@ class Store:
         """Replace the stored state with the scheduler's, in one transaction."""
         rows = [_row(r) for r in scheduler.queue.values()]
         rows += [
-            _row(lease.request, lease, lease.id in scheduler.reclaiming)
+            _row(lease.request, lease, lease.id in scheduler.taking_back)
             for lease in scheduler.leases.values()
         ]
         quotas = [QuotaRow(group=g, gpus=n) for g, n in sorted(scheduler.quotas.items())]
@@ -248,7 +248,7 @@ class Store:
                     last_active=row.last_active,
                     borrowed=row.borrowed,
                 )
-                scheduler.restore_lease(lease, reclaiming=row.reclaiming)
+                scheduler.restore_lease(lease, taking_back=row.reclaiming)
 
 
 def _row(request: Request, lease: Lease | None = None, reclaiming: bool = False) -> RequestRow:

@@ -1,5 +1,6 @@
 """GPU scheduling seen in a real browser: the warning in JupyterLab before a GPU is taken
-back, and the admin's "who holds which GPU" page reached from the hub's Services menu."""
+back, and the admin's "who holds which GPU" page reached from the hub's Services menu,
+with the same early warning highlighted."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def test_jupyterlab_warns_and_the_admin_sees_the_gpu(hub, browser, artifacts):
     row = page.locator("#leases tr.lease", has_text="admin")
     row.wait_for(timeout=30_000)
     assert "A100 #0" in row.inner_text() and "GPU-0" in row.inner_text()
+    # the idle reclaim is within warn_before: its time is highlighted, as in JupyterLab
+    warning = row.locator("span.warn")
+    assert warning.count() == 1 and "(idle)" in warning.inner_text()
+    assert warning.evaluate("e => getComputedStyle(e).fontWeight") == "600"
     page.screenshot(path=artifacts / "gpu-admin-page.png", full_page=True)
 
     # reclaim from the page: the server stops and the GPU is free again

@@ -61,7 +61,7 @@ def test_borrowing_only_from_idle_capacity_and_reclaimed_first():
     assert not alice.borrowed
     # carol (quota 1) waits: bob's borrowed lease is taken back for her
     step = s.submit(req("carol1", "carol", groups=("lab",)), 2)
-    assert step.granted == [] and [r.id for r in step.reclaim] == ["bob1"]
+    assert step.granted == [] and [r.id for r in step.take_back] == ["bob1"]
     step = s.release("bob1", 3)
     assert [g.id for g in step.granted] == ["carol1"]
     s.check()
@@ -175,7 +175,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 models = {self.s.devices[u].model for u in granted.devices}
                 could_use = waiting.model is None or waiting.model in models
                 assert not (earlier and could_use), f"{granted.id} jumped ahead of {waiting.id}"
-        for lease in step.reclaim:
+        for lease in step.take_back:
             assert lease.borrowed, "only borrowed leases are taken back for quota"
 
     @rule(
@@ -203,11 +203,11 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.stopped.append(lease_id)
         self.apply(self.s.release(lease_id, self.now))
 
-    @precondition(lambda self: self.s.reclaiming)
+    @precondition(lambda self: self.s.taking_back)
     @rule()
     def finish_reclaims(self):
         self.now += 1
-        for lease_id in sorted(self.s.reclaiming):
+        for lease_id in sorted(self.s.taking_back):
             self.apply(self.s.release(lease_id, self.now))
 
     @rule(seconds=st.integers(1, 120))
@@ -249,7 +249,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             return
         free = len([d for d in self.s.free_devices() if head.model in (None, d.model)])
         back = sum(
-            len(self.s._matching_ids(self.s.leases[i], head.model)) for i in self.s.reclaiming
+            len(self.s._matching_ids(self.s.leases[i], head.model)) for i in self.s.taking_back
         )
         borrowed = sum(
             len(self.s._matching_ids(lease, head.model))
@@ -272,7 +272,7 @@ def test_everything_released_after_all_servers_stop():
         s.submit(req(f"r{i}", user, groups=("lab",)), i)
     while s.leases:
         s.release(next(iter(s.leases)), 10)
-        for rid in list(s.reclaiming):
+        for rid in list(s.taking_back):
             s.release(rid, 10)
     assert s.leases == {} and s.queue == {}
     assert len(s.free_devices()) == 3

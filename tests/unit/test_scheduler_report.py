@@ -2,7 +2,7 @@
 
 from gpu_scheduler.model import Device, Lease, Request
 from gpu_scheduler.policy import Scheduler
-from gpu_scheduler.report import lease_model
+from gpu_scheduler.report import lease_view
 
 
 def lease(idle_timeout=0, max_lifetime=0, granted=1000.0, active=1000.0):
@@ -38,10 +38,10 @@ def test_warning_starts_warn_before_the_reclaim():
     s = Scheduler([Device("GPU-0", "A100")])
     x = lease(idle_timeout=600)
     s.restore_lease(x)
-    early = lease_model(x, s, 1000 + 600 - 301, warn_before=300)
-    late = lease_model(x, s, 1000 + 600 - 300, warn_before=300)
+    early = lease_view(x, s, 1000 + 600 - 301, warn_before=300)
+    late = lease_view(x, s, 1000 + 600 - 300, warn_before=300)
     assert (early["warning"], late["warning"]) == (False, True)
     assert late["reclaim_at"] == 1600 and late["reclaim_reason"] == "idle"
     assert late["devices"] == [{"uuid": "GPU-0", "model": "A100", "index": 0, "utilisation": None}]
-    assert lease_model(x, s, 1000, {"GPU-0": 87})["devices"][0]["utilisation"] == 87
-    assert lease_model(lease(), s, 10**9, warn_before=10**9)["warning"] is False
+    assert lease_view(x, s, 1000, {"GPU-0": 87})["devices"][0]["utilisation"] == 87
+    assert lease_view(lease(), s, 10**9, warn_before=10**9)["warning"] is False

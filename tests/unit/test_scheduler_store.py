@@ -27,12 +27,12 @@ def state(s: Scheduler):
         i: (x.request, x.devices, x.granted_at, x.last_active, x.borrowed)
         for i, x in s.leases.items()
     }
-    return leases, dict(s.queue), set(s.reclaiming), dict(s.quotas)
+    return leases, dict(s.queue), set(s.taking_back), dict(s.quotas)
 
 
 def test_round_trip_through_sqlite(tmp_path):
     s = busy_scheduler()
-    assert s.reclaiming == {"b2"}  # carol's quota takes back bob's newest borrowed GPU
+    assert s.taking_back == {"b2"}  # carol's quota takes back bob's newest borrowed GPU
     store = Store(f"sqlite:///{tmp_path / 'scheduler.sqlite'}")
     store.save(s)
     for _ in range(2):  # loading twice into fresh schedulers gives the same, not double
@@ -54,7 +54,7 @@ def test_saving_again_replaces_the_state(tmp_path):
     store.load(restarted)
     assert set(restarted.leases) == {"b1", "a1", "c1"}
     assert set(restarted.queue) == {"d1"}
-    assert restarted.reclaiming == set()
+    assert restarted.taking_back == set()
 
 
 def test_a_lease_on_a_device_that_is_gone_is_refused(tmp_path):
