@@ -88,6 +88,7 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(page)
 
     def spawn_page(self, user: str, server: str) -> str:
+        """The hub's progress page of ``user``'s ``server``."""
         path = f"spawn-pending/{quote(user, safe='')}"
         return self.hub_url + (f"{path}/{quote(server, safe='')}" if server else path)
 

@@ -74,12 +74,15 @@ class Scheduler:
         )
 
     def held_by(self, user: str) -> int:
+        """GPUs ``user``'s leases hold."""
         return self._held.get(user, 0)
 
     def leased_devices(self) -> set[str]:
+        """UUIDs of the devices in a lease."""
         return {uuid for lease in self.leases.values() for uuid in lease.devices}
 
     def free_devices(self) -> list[Device]:
+        """Devices in no lease, by model, index and UUID."""
         leased = self.leased_devices()
         return sorted(
             (d for d in self.devices.values() if d.uuid not in leased),
@@ -98,9 +101,11 @@ class Scheduler:
         raise KeyError(request_id)
 
     def within_quota(self, request: Request) -> bool:
+        """Would granting ``request`` keep its user within their quota?"""
         return self.held_by(request.user) + request.count <= self.quota(request.groups)
 
     def capacity(self, model: str | None = None) -> int:
+        """How many devices there are of ``model`` (None: of every model)."""
         return sum(1 for d in self.devices.values() if model in (None, d.model))
 
     def largest_group(self, model: str | None = None) -> int:

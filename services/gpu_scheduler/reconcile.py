@@ -108,6 +108,7 @@ async def hub_servers(api_url: str, token: str) -> dict[tuple[str, str], dict]:
 
 
 async def stop_server(api_url: str, token: str, user: str, server: str) -> None:
+    """Ask the hub to stop ``user``'s ``server`` ("" for the default server)."""
     path = f"/users/{quote(user, safe='')}/server"
     if server:
         path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"

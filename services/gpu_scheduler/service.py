@@ -48,6 +48,9 @@ ADMIN_SCOPE = "admin:users"
 
 
 class BaseHandler(HubAuthenticated, web.RequestHandler):
+    """A JSON API endpoint: the caller is who the hub says their token belongs to (no
+    cookies), errors are ``{"status", "message"}`` objects."""
+
     def initialize(self, state: State, hub_auth: HubAuth):
         self.state = state
         self.hub_auth = hub_auth
@@ -64,6 +67,7 @@ class BaseHandler(HubAuthenticated, web.RequestHandler):
         self.finish(json.dumps({"status": status_code, "message": message}))
 
     def body(self) -> dict:
+        """The request's JSON object (400 if it is not one)."""
         try:
             data = json.loads(self.request.body or b"{}")
         except (ValueError, RecursionError):  # RecursionError: nested too deep
@@ -73,30 +77,37 @@ class BaseHandler(HubAuthenticated, web.RequestHandler):
         return data
 
     def user(self) -> dict:
+        """The caller's hub user model (403 without a valid token)."""
         user = self.current_user
         if not user:
             raise web.HTTPError(403, "a valid hub token is required")
         return user
 
     def admin(self) -> dict:
+        """The caller's hub user model when their token has ``admin:users`` (else 403)."""
         user = self.user()
         if ADMIN_SCOPE not in set(user.get("scopes", [])):
             raise web.HTTPError(403, "admin only: use an admin's API token")
         return user
 
     def send(self, data, status=200):
+        """Answer ``data`` as JSON."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
 
 class CapacityHandler(BaseHandler):
+    """``GET api/capacity``: GPUs free and total per model, the caller's quota and use."""
+
     def get(self):
         user = self.user()
         self.send(capacity_view(self.state.scheduler, user["name"], user.get("groups", [])))
 
 
 class MeHandler(BaseHandler):
+    """``GET api/me``: the caller's leases and waiting requests."""
+
     def get(self):
         name = self.user()["name"]
         s, now = self.state.scheduler, self.state.clock()
@@ -118,6 +129,11 @@ HUB_ONLY_REQUESTS = (
 
 
 class RequestsHandler(BaseHandler):
+    """``api/requests``: a user's token cannot ask for GPUs (POST answers 403);
+    ``DELETE api/requests/SERVER`` cancels the caller's wait or reclaims their lease.
+
+    :meth:`submit` and :meth:`give_back` are shared with :class:`HubClientHandler`."""
+
     FIELDS = ("server", "count", "model")
 
     def post(self):
@@ -125,6 +141,8 @@ class RequestsHandler(BaseHandler):
         raise web.HTTPError(403, HUB_ONLY_REQUESTS)
 
     def submit(self, name: str, groups, data: dict):
+        """Queue a request of ``name`` (in ``groups``) for GPUs and answer the lease
+        (201) or the place in the queue (202); 400 for unknown fields or bad values."""
         unknown = sorted(set(data) - set(self.FIELDS))
         if unknown:
             message = f"unknown field {unknown[0]!r}; allowed: {', '.join(self.FIELDS)}"
@@ -237,6 +255,8 @@ class HubCapacityHandler(HubClientHandler):
 
 
 class AdminStateHandler(BaseHandler):
+    """``GET api/admin/state`` (admins): every lease, the queue, quotas, unleased servers."""
+
     def get(self):
         self.admin()
         s, now = self.state.scheduler, self.state.clock()
@@ -252,6 +272,8 @@ class AdminStateHandler(BaseHandler):
 
 
 class AdminReclaimHandler(BaseHandler):
+    """``POST api/admin/leases/ID/reclaim`` (admins): :meth:`.State.reclaim`; 404 if gone."""
+
     async def post(self, lease_id):
         self.admin()
         if not await self.state.reclaim(lease_id):
@@ -260,6 +282,9 @@ class AdminReclaimHandler(BaseHandler):
 
 
 class AdminQuotasHandler(BaseHandler):
+    """``PUT api/admin/quotas`` (admins): ``{"group": GPUs}`` merged into the quotas, and
+    a scheduling pass at once (a raised quota may grant or take back leases)."""
+
     def put(self):
         self.admin()
         data = self.body()
@@ -273,6 +298,8 @@ class AdminQuotasHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    """``GET metrics`` (admins): Prometheus metrics of GPUs, leases and the queue."""
+
     def get(self):
         self.admin()
         s = self.state.scheduler
@@ -347,12 +374,15 @@ def devices_from_config(cfg: dict):
 
 
 def scheduler_from_config(cfg: dict) -> Scheduler:
+    """The policy for the platform config: its inventory, quotas and default quota."""
     gpus = cfg["gpus"]
     devices = devices_from_config(cfg)
     return Scheduler(devices, quotas=gpus["quotas"], default_quota=gpus["default_quota"])
 
 
 def main() -> None:
+    """Run the service as the hub starts it: the config from $DLHUB_CONFIG, the state
+    from $DLHUB_GPU_DB_URL, the API and pages, and the periodic check."""
     from hub_config.config import load_platform_config
     from hub_config.mapping import cookie_options
 
