@@ -9,8 +9,8 @@ import re
 import pytest
 import requests
 
+from gputest import SchedulerClient, gpu_hub_config
 from hubtest import (
-    free_port,
     new_password,
     run_code,
     start_server,
@@ -26,26 +26,18 @@ PAGES = "/services/gpu-scheduler/"
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}],
-            "port": free_port(),
-            # every lease of the "gpu" profile is within its warning time from the start
-            "warn_before": 7200,
+    profiles = [
+        {
+            "name": "gpu",
+            "display_name": "One GPU",
+            "gpus": 1,
+            "default": True,
+            "gpu_idle_timeout": 3600,
         },
-        "profiles": [
-            {
-                "name": "gpu",
-                "display_name": "One GPU",
-                "gpus": 1,
-                "default": True,
-                "gpu_idle_timeout": 3600,
-            },
-            {"name": "gpu-long", "gpus": 1, "gpu_idle_timeout": 86400},
-        ],
-        "culling": {"enabled": False},
-    }
+        {"name": "gpu-long", "gpus": 1, "gpu_idle_timeout": 86400},
+    ]
+    # every lease of the "gpu" profile is within its warning time from the start
+    config = {**gpu_hub_config(profiles, warn_before=7200), "culling": {"enabled": False}}
     return hub_factory(config, name="gpupages")
 
 
@@ -85,8 +77,7 @@ def server_running(hub, token, user) -> bool:
 
 
 def state(hub, tokens):
-    r = token_api(hub.url, tokens["admin"], "GET", PAGES + "api/admin/state")
-    return r.json()
+    return SchedulerClient(hub).state(tokens["admin"])
 
 
 def test_admin_sees_who_holds_which_gpu_and_reclaims_from_the_page(hub, users, tokens):

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
-from hubtest import CONFIG_PY, free_port, start_server, stop_server, token_api, wait_for
+from gputest import SchedulerClient, gpu_hub_config
+from hubtest import CONFIG_PY, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,33 +30,19 @@ KEEP_SERVERS = [
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "inventory": "declared",
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-            "check_every": 3600,  # only the check at each scheduler start
-        },
-        "profiles": [
-            {"name": "cpu", "default": True},
-            {"name": "gpu", "display_name": "One GPU", "gpus": 1},
-        ],
-        "culling": {"enabled": False},
-    }
+    profiles = [
+        {"name": "cpu", "default": True},
+        {"name": "gpu", "display_name": "One GPU", "gpus": 1},
+    ]
+    # check_every: only the check at each scheduler start
+    config = {**gpu_hub_config(profiles, count=1, check_every=3600), "culling": {"enabled": False}}
     hub = hub_factory(config, name="gpurestart", start=False)
     hub.start(command=KEEP_SERVERS)
     return hub
 
 
 def admin_state(hub, token) -> dict:
-    r = requests.get(
-        f"{hub.url}/services/gpu-scheduler/api/admin/state",
-        headers={"Authorization": f"token {token}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
+    return SchedulerClient(hub).state(token)
 
 
 def checks(hub) -> int:

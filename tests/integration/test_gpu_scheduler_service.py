@@ -6,55 +6,35 @@ secret): a user's token cannot ask for GPUs (tests/security/test_gpu_leases.py).
 import pytest
 import requests
 
+from gputest import SchedulerClient, gpu_hub_config
 from hubtest import start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.integration
 
-GPUS = {
-    "enabled": True,
-    "inventory": "declared",
-    "devices": [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}],
-    "default_quota": 1,
-    "quotas": {"lab": 2},
-}
-
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    from hubtest import free_port
-
-    # one check at start; these requests are for servers that never start
-    gpus = dict(GPUS, port=free_port(), check_every=3600)
     profiles = [{"name": "cpu", "default": True}, {"name": "gpu", "gpus": 1}]
-    return hub_factory(
-        {"gpus": gpus, "profiles": profiles, "culling": {"enabled": False}}, name="gpu"
-    )
+    # one check at start; these requests are for servers that never start
+    config = gpu_hub_config(profiles, default_quota=1, quotas={"lab": 2}, check_every=3600)
+    return hub_factory({**config, "culling": {"enabled": False}}, name="gpu")
 
 
 @pytest.fixture(scope="module")
 def api(hub):
-    base = f"{hub.url}/services/gpu-scheduler/api"
-
-    def call(token, method, path, **kw):
-        headers = {"Authorization": f"token {token}"} if token else {}
-        return requests.request(method, base + path, headers=headers, timeout=30, **kw)
-
-    return call
+    """The scheduler's API (``/capacity``, ...) with a hub token (None: none)."""
+    return SchedulerClient(hub).api
 
 
 @pytest.fixture(scope="module")
 def ask(hub):
-    """Ask for GPUs as the hub does for a spawn of ``user``'s server."""
-    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
-    url = f"http://127.0.0.1:{hub.config['gpus']['port']}/services/gpu-scheduler/api/hub"
+    """Ask for GPUs as the hub does for a spawn of ``user``'s server (``data``: a raw body)."""
+    scheduler = SchedulerClient(hub)
 
     def call(user, **kw):
-        return requests.post(
-            url + "/requests",
-            headers={"Authorization": f"dlhub-hub {secret}"},
-            timeout=30,
-            **(kw if "data" in kw else {"json": {"user": user, **kw.get("json", {})}}),
-        )
+        if "data" in kw:
+            return scheduler.as_hub("POST", "requests", data=kw["data"])
+        return scheduler.ask(user, **kw.get("json", {}))
 
     return call
 

@@ -5,25 +5,19 @@ import json
 import pytest
 import requests
 
-from hubtest import free_port, run_code, start_server, stop_server, token_api, wait_for
+from gputest import SchedulerClient, gpu_hub_config
+from hubtest import run_code, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}],
-            "port": free_port(),
-        },
-        "profiles": [
-            {"name": "gpu", "display_name": "One GPU", "gpus": 1, "default": True},
-            {"name": "cpu", "display_name": "CPU only"},
-        ],
-        "culling": {"enabled": False},
-    }
+    profiles = [
+        {"name": "gpu", "display_name": "One GPU", "gpus": 1, "default": True},
+        {"name": "cpu", "display_name": "CPU only"},
+    ]
+    config = {**gpu_hub_config(profiles), "culling": {"enabled": False}}
     return hub_factory(config, name="gpuspawn")
 
 
@@ -81,11 +75,7 @@ def test_third_user_waits_in_the_queue_and_starts_when_a_gpu_is_free(hub, tokens
     assert visible_devices(hub, tokens["carol"], "carol") == alice_gpu
     for user in ("bob", "carol"):
         stop_server(hub.url, tokens[user], user)
-    state = requests.get(
-        f"{hub.url}/services/gpu-scheduler/api/admin/state",
-        headers={"Authorization": f"token {tokens['admin']}"},
-        timeout=10,
-    ).json()
+    state = scheduler_state(hub, tokens["admin"])
     assert state["leases"] == [] and state["waiting"] == []
 
 
@@ -99,11 +89,7 @@ def test_spawn_form_shows_free_gpus_and_quota(hub, admin, tokens):
 def test_admin_reclaim_stops_the_server(hub, tokens):
     start_server(hub.url, tokens["alice"], "alice")
     (lease,) = scheduler_state(hub, tokens["admin"])["leases"]
-    r = requests.post(
-        f"{hub.url}/services/gpu-scheduler/api/admin/leases/{lease['id']}/reclaim",
-        headers={"Authorization": f"token {tokens['admin']}"},
-        timeout=30,
-    )
+    r = SchedulerClient(hub).api(tokens["admin"], "POST", f"admin/leases/{lease['id']}/reclaim")
     assert r.status_code == 200
 
     def stopped():
@@ -133,26 +119,13 @@ def test_cpu_profile_sees_no_gpu(hub, tokens):
 
 @pytest.fixture(scope="module")
 def reclaiming_hub(hub_factory):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-            "check_every": 2,
-        },
-        "profiles": [{"name": "gpu", "gpus": 1, "gpu_idle_timeout": 6}],
-        "culling": {"enabled": False},
-    }
+    profiles = [{"name": "gpu", "gpus": 1, "gpu_idle_timeout": 6}]
+    config = {**gpu_hub_config(profiles, count=1, check_every=2), "culling": {"enabled": False}}
     return hub_factory(config, name="gpureclaim")
 
 
 def scheduler_state(hub, token):
-    r = requests.get(
-        f"{hub.url}/services/gpu-scheduler/api/admin/state",
-        headers={"Authorization": f"token {token}"},
-        timeout=10,
-    )
-    return r.json()
+    return SchedulerClient(hub).state(token)
 
 
 def test_idle_gpu_is_reclaimed_and_orphan_leases_released(reclaiming_hub):
@@ -171,34 +144,16 @@ def test_idle_gpu_is_reclaimed_and_orphan_leases_released(reclaiming_hub):
     wait_for(lambda: scheduler_state(hub, token)["leases"] == [], 20, what="the lease to go")
 
     # a lease the hub asked for, for a server that never starts, goes at the next check
-    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
-    port = hub.config["gpus"]["port"]
-    r = requests.post(
-        f"http://127.0.0.1:{port}/services/gpu-scheduler/api/hub/requests",
-        headers={"Authorization": f"dlhub-hub {secret}"},
-        json={"user": "admin", "server": "never-started"},
-        timeout=10,
-    )
+    r = SchedulerClient(hub).ask("admin", server="never-started")
     assert r.status_code == 201
     wait_for(lambda: scheduler_state(hub, token)["leases"] == [], 5, what="the orphan release")
 
 
 def test_borrowed_gpu_is_taken_back_for_a_user_within_quota(hub_factory):
-    hub = hub_factory(
-        {
-            "gpus": {
-                "enabled": True,
-                "devices": [{"uuid": "GPU-0", "model": "A100"}],
-                "port": free_port(),
-                "check_every": 2,
-                "default_quota": 0,
-                "quotas": {"lab": 1},
-            },
-            "profiles": [{"name": "gpu", "gpus": 1}],
-            "culling": {"enabled": False},
-        },
-        name="gpuborrow",
+    config = gpu_hub_config(
+        [{"name": "gpu", "gpus": 1}], count=1, check_every=2, default_quota=0, quotas={"lab": 1}
     )
+    hub = hub_factory({**config, "culling": {"enabled": False}}, name="gpuborrow")
     admin = hub.admin()
     token = admin.new_token("borrow")
     for name in ("alice", "bob"):
@@ -228,13 +183,7 @@ def test_borrowed_gpu_is_taken_back_for_a_user_within_quota(hub_factory):
 
     # the scheduler loses alice's lease behind the hub's back: her running GPU server is
     # reported
-    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
-    port = hub.config["gpus"]["port"]
-    r = requests.delete(
-        f"http://127.0.0.1:{port}/services/gpu-scheduler/api/hub/servers/alice/",
-        headers={"Authorization": f"dlhub-hub {secret}"},
-        timeout=10,
-    )
+    r = SchedulerClient(hub).give_back("alice")
     assert r.status_code == 200
     wait_for(
         lambda: (
