@@ -17,22 +17,18 @@ import threading
 import pytest
 from securitykit import BACKENDS, container, create_users
 
+from gputest import SchedulerClient, declared_gpus, gpu_hub_config
 from hubtest import free_port, run_ok, start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
-SCHEDULER = "/services/gpu-scheduler/"
-DECLARED = [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}]
+DECLARED = declared_gpus(2)
 PROFILES = [{"name": "cpu", "default": True}, {"name": "gpu", "gpus": 1}]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def hub(request, hubs):
-    config = {
-        "gpus": {"enabled": True, "devices": DECLARED, "port": free_port()},
-        "profiles": PROFILES,
-    }
-    hub = hubs.start(request.param, config, name="gpuiso")
+    hub = hubs.start(request.param, gpu_hub_config(PROFILES, count=len(DECLARED)), name="gpuiso")
     yield hub
     hubs.stop(hub)
 
@@ -46,7 +42,7 @@ def tokens(hub):
 
 
 def leases(hub, tokens) -> dict[str, list[str]]:
-    state = token_api(hub.url, tokens["admin"], "GET", SCHEDULER + "api/admin/state").json()
+    state = SchedulerClient(hub).state(tokens["admin"])
     return {x["user"]: [d["uuid"] for d in x["devices"]] for x in state["leases"]}
 
 

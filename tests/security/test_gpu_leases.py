@@ -18,35 +18,23 @@ import requests
 from securitykit import create_users
 
 from gpu_scheduler.service import HUB_ONLY_REQUESTS
-from hubtest import free_port, start_server, stop_server, token_api, wait_for
+from gputest import SchedulerClient, gpu_hub_config
+from hubtest import start_server, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
 CHECK_EVERY = 3  # seconds between the scheduler's checks
-GPUS = [{"uuid": "GPU-0", "model": "A100"}, {"uuid": "GPU-1", "model": "A100"}]
 
 
 @pytest.fixture(scope="module")
 def hub(hubs):
-    return hubs.start(
-        "local",
-        {
-            "hub": {"poll_interval": 2},  # the hub notices a dead server within 2 s
-            "gpus": {
-                "enabled": True,
-                "inventory": "declared",
-                "devices": GPUS,
-                "default_quota": 1,
-                "check_every": CHECK_EVERY,
-                "port": free_port(),
-            },
-            "profiles": [
-                {"name": "cpu", "display_name": "CPU only", "default": True},
-                {"name": "gpu", "display_name": "One GPU", "gpus": 1},
-            ],
-        },
-        name="gpuleases",
-    )
+    profiles = [
+        {"name": "cpu", "display_name": "CPU only", "default": True},
+        {"name": "gpu", "display_name": "One GPU", "gpus": 1},
+    ]
+    config = gpu_hub_config(profiles, default_quota=1, check_every=CHECK_EVERY)
+    # the hub notices a dead server within 2 s
+    return hubs.start("local", {**config, "hub": {"poll_interval": 2}}, name="gpuleases")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +49,7 @@ def tokens(hub, admin_token):
 
 def scheduler(hub, token, method, path, **kw):
     """The scheduler's API through the proxy, as a user or an admin calls it."""
-    return token_api(hub.url, token, method, f"/services/gpu-scheduler/api{path}", **kw)
+    return SchedulerClient(hub).api(token, method, path, **kw)
 
 
 def leases(hub, admin_token) -> list[dict]:
@@ -76,15 +64,7 @@ def held(hub, admin_token) -> dict[tuple[str, str], dict]:
 
 def as_the_hub(hub, method, path, **kw):
     """The scheduler's hub-only endpoint, with the secret the hub shares with it."""
-    secret = (hub.data_dir / "gpu-scheduler-secret").read_text().strip()
-    port = hub.config["gpus"]["port"]
-    return requests.request(
-        method,
-        f"http://127.0.0.1:{port}/services/gpu-scheduler/api/hub{path}",
-        headers={"Authorization": f"dlhub-hub {secret}"},
-        timeout=10,
-        **kw,
-    )
+    return SchedulerClient(hub).as_hub(method, path, **kw)
 
 
 def assert_refused(r: requests.Response) -> None:

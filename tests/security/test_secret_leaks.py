@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from securitykit import BACKENDS, container
 
-from hubtest import free_port, new_password, run_ok, token_api, wait_for
+from gputest import gpu_hub_config
+from hubtest import new_password, run_ok, token_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +37,7 @@ PRIVATE_FILES = {
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def hub(request, hubs):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-        },
-        "profiles": [{"name": "cpu", "default": True}],
-    }
+    config = gpu_hub_config([{"name": "cpu", "default": True}], count=1)
     hub = hubs.start(request.param, config, name="secrets")
     yield hub
     hubs.stop(hub)
