@@ -12,10 +12,10 @@ import uuid
 import pytest
 import requests
 
+from gputest import SchedulerClient, gpu_hub_config
 from hub_config.docker_gpu import NO_NVIDIA_RUNTIME
 from hubtest import (
     docker_engine_with,
-    free_port,
     remove_docker_objects,
     start_server,
     stop_server,
@@ -37,19 +37,14 @@ def engine():
 def hub(engine, hub_factory):
     tag = uuid.uuid4().hex[:6]
     names = {"prefix": f"dlg{tag}", "network": f"dlhub-gpu-{tag}"}
+    profiles = [
+        {"name": "standard", "cpu_limit": 1, "mem_limit": "1G", "default": True},
+        {"name": "gpu", "cpu_limit": 1, "mem_limit": "1G", "gpus": 1},
+    ]
     config = {
+        **gpu_hub_config(profiles, count=1),
         "backend": "docker",
         "docker": {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]},
-        "gpus": {
-            "enabled": True,
-            "inventory": "declared",
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-        },
-        "profiles": [
-            {"name": "standard", "cpu_limit": 1, "mem_limit": "1G", "default": True},
-            {"name": "gpu", "cpu_limit": 1, "mem_limit": "1G", "gpus": 1},
-        ],
         "culling": {"enabled": False},
     }
     hub = hub_factory(config, name="dockergpu")
@@ -78,8 +73,7 @@ def no_nvidia_runtime(engine):
 
 
 def leases(hub, admin_token) -> list:
-    r = token_api(hub.url, admin_token, "GET", "/services/gpu-scheduler/api/admin/state")
-    return r.json()["leases"]
+    return SchedulerClient(hub).leases(admin_token)
 
 
 def spawn_failure(hub, token, user, options) -> tuple[int, str]:

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from browsertest import first_admin, log_in
-from hubtest import free_port, new_password
+from gputest import gpu_hub_config
+from hubtest import new_password
 
 pytestmark = pytest.mark.e2e
 
@@ -18,20 +19,10 @@ SPAWN_TIMEOUT_MS = 180_000
 
 @pytest.fixture(scope="module")
 def hub(hub_factory):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-            # the lease is within its warning time as soon as it is granted
-            "warn_before": 7200,
-        },
-        "profiles": [
-            {"name": "gpu", "display_name": "One GPU", "gpus": 1, "gpu_idle_timeout": 3600}
-        ],
-        "culling": {"enabled": False},
-    }
-    return hub_factory(config, name="e2egpu")
+    profiles = [{"name": "gpu", "display_name": "One GPU", "gpus": 1, "gpu_idle_timeout": 3600}]
+    # the lease is within its warning time as soon as it is granted
+    config = gpu_hub_config(profiles, count=1, warn_before=7200)
+    return hub_factory({**config, "culling": {"enabled": False}}, name="e2egpu")
 
 
 def test_jupyterlab_warns_and_the_admin_sees_the_gpu(hub, browser, artifacts):
