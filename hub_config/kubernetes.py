@@ -15,7 +15,8 @@ where things are through environment variables (``helm/dlhub/templates/hub/deplo
 ``CONFIGPROXY_AUTH_TOKEN``      the proxy's token (read by JupyterHub itself)
 ``DLHUB_GPU_SCHEDULER_URL``     with ``gpus.enabled``: the scheduler the chart runs, an
 ``DLHUB_GPU_SCHEDULER_TOKEN``   external JupyterHub service with this API token, and the
-``DLHUB_GPU_SHARED_SECRET``     secret the hub's spawns present to it
+``DLHUB_GPU_SHARED_SECRET``     secret the hub's spawns present to it (the name is
+                                ``gpu_scheduler.contract.SECRET_ENV``, the scheduler's too)
 ==============================  ==========================================================
 
 What is decided here, in pure functions a unit test compares with dicts:
@@ -24,7 +25,8 @@ What is decided here, in pure functions a unit test compares with dicts:
 - :func:`volume_mounts`: the shared volumes a user's pod mounts (claims made by the chart),
   read-write or read-only by the user's groups at this start;
 - :func:`gpu_placement`: the ``nvidia.com/gpu`` limit and the node selector of a lease's
-  devices, whose ids the scheduler's Kubernetes inventory makes (:func:`parse_device`).
+  devices, whose ids the scheduler's Kubernetes inventory makes
+  (:func:`gpu_scheduler.contract.parse_device`).
 
 :class:`KubernetesSpawner` is KubeSpawner with dlhub's profiles and GPU leases, and those
 volumes; everything else (pods, the home claim, watching, names kept in the spawner's state)
@@ -36,13 +38,14 @@ from __future__ import annotations
 import copy
 import sys
 from collections import Counter
-from typing import NamedTuple
 from urllib.parse import urlparse
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Float, Unicode
+
+from gpu_scheduler.contract import SECRET_ENV, parse_device
 
 from . import naming, token_secret, volumes
 from .gpu import GpuMixin
@@ -53,8 +56,6 @@ HOME = "/home/jovyan"
 UID = 1000
 GID = 100  # the image's `users` group, which owns /opt/venv and the home
 
-#: The extended resource of whole NVIDIA GPUs (the NVIDIA device plugin's).
-GPU_RESOURCE = "nvidia.com/gpu"
 #: The node label every kubelet sets to its node's name.
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
@@ -150,32 +151,6 @@ def volume_mounts(
     return pod_volumes, mounts
 
 
-class GpuDevice(NamedTuple):
-    """A GPU as the scheduler's Kubernetes inventory names it."""
-
-    node: str
-    #: the node's product label value ("" when the node has none)
-    product: str
-    #: the extended resource: ``nvidia.com/gpu`` or ``nvidia.com/mig-<profile>``
-    resource: str
-    index: int
-
-
-def parse_device(uuid: str) -> GpuDevice:
-    """Read a device id of the Kubernetes inventory (``gpu_scheduler.inventory``):
-    ``<node>/<product>/<index>`` for a whole GPU, ``<node>/<product>/mig-<profile>/<index>``
-    for a MIG instance."""
-    parts = uuid.split("/")
-    if len(parts) == 3 and parts[0] and parts[2].isdigit():
-        return GpuDevice(parts[0], parts[1], GPU_RESOURCE, int(parts[2]))
-    if len(parts) == 4 and parts[0] and parts[2].startswith("mig-") and parts[3].isdigit():
-        return GpuDevice(parts[0], parts[1], f"nvidia.com/{parts[2]}", int(parts[3]))
-    raise ValueError(
-        f"GPU {uuid!r} is not a Kubernetes device (<node>/<product>/<index>); "
-        "set gpus.inventory: kubernetes"
-    )
-
-
 def gpu_placement(devices, product_label: str) -> tuple[dict[str, str], dict[str, str]]:
     """The node selector and resource limits that give a pod exactly the leased GPUs.
 
@@ -251,7 +226,7 @@ def kubernetes_traits(cfg: dict, environ: dict, profiles: list[dict]) -> dict[st
             + base_path(hub["bind_url"])
             + "/services/gpu-scheduler/",
             "gpu_secret": _require(
-                environ, "DLHUB_GPU_SHARED_SECRET", "the secret shared with the GPU scheduler"
+                environ, SECRET_ENV, "the secret shared with the GPU scheduler"
             ),
         }
         # the wait in the GPU queue is part of the start

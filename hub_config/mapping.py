@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gpu_scheduler.contract import SECRET_ENV
+
 from . import datadir
 from .first_admin import TOKEN_FILE as FIRST_ADMIN_TOKEN
 
@@ -142,7 +144,7 @@ def gpu_scheduler_service(
     if not gpus["enabled"]:
         return [], []
     db = gpus["db_url"] or f"sqlite:///{data_dir / 'gpu-scheduler.sqlite'}"
-    env = {"DLHUB_GPU_DB_URL": db, "DLHUB_GPU_HUB_SECRET": secret}
+    env = {"DLHUB_GPU_DB_URL": db, SECRET_ENV: secret}
     if config_file:
         env["DLHUB_CONFIG"] = config_file
     service = {

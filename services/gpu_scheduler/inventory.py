@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from .contract import GPU_RESOURCE, MIG_PREFIX, device_id
 from .model import Device
 
 
@@ -132,9 +133,8 @@ def utilisation(uuids: Iterable[str], nvml=None) -> dict[str, int]:
 
 # --- Kubernetes ---------------------------------------------------------------------------
 
-#: The extended resource of whole GPUs, and the prefix of MIG instances' resources.
-GPU_RESOURCE = "nvidia.com/gpu"
-MIG_PREFIX = "nvidia.com/mig-"
+# The extended resource of whole GPUs, the prefix of MIG instances' resources and the
+# devices' ids are the hub's and the scheduler's contract (:mod:`.contract`).
 #: GPU feature discovery's labels: memory per GPU in MiB (and per MIG profile).
 MEMORY_LABEL = "nvidia.com/gpu.memory"
 DEFAULT_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -158,8 +158,9 @@ def devices_from_nodes(
     of model ``<product>`` (the node's ``product_label``; "gpu" when it has none, and then
     the id's product part is empty). Each ``nvidia.com/mig-<profile>`` resource gives
     devices ``<node>/<product>/mig-<profile>/<i>`` of model ``<product> MIG <profile>``.
-    The hub places a server by these ids (:func:`hub_config.kubernetes.parse_device`):
-    on that node, with that product, asking for that resource.
+    The ids are :func:`.contract.device_id`'s; the hub places a server by them
+    (:func:`.contract.parse_device`): on that node, with that product, asking for that
+    resource.
     """
     devices: list[Device] = []
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
@@ -170,7 +171,8 @@ def devices_from_nodes(
         model = product or "gpu"
         memory = _count(labels.get(MEMORY_LABEL, 0))
         for index in range(_count(allocatable.get(GPU_RESOURCE, 0))):
-            devices.append(Device(f"{name}/{product}/{index}", model, memory, index, host=name))
+            uuid = device_id(name, product, index)
+            devices.append(Device(uuid, model, memory, index, host=name))
         for resource in sorted(allocatable):
             if not resource.startswith(MIG_PREFIX):
                 continue
@@ -179,7 +181,7 @@ def devices_from_nodes(
             for index in range(_count(allocatable[resource])):
                 devices.append(
                     Device(
-                        uuid=f"{name}/{product}/mig-{profile}/{index}",
+                        uuid=device_id(name, product, index, resource),
                         model=f"{model} MIG {profile}",
                         memory_mib=mig_memory,
                         index=index,

@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tornado import ioloop, web
 
 from . import pages, reconcile
+from .contract import SECRET_ENV, ContractError, HubRequest, authorization
 from .inventory import declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
@@ -134,34 +135,24 @@ class RequestsHandler(BaseHandler):
 
     :meth:`submit` and :meth:`give_back` are shared with :class:`HubClientHandler`."""
 
-    FIELDS = ("server", "count", "model")
-
     def post(self):
         self.user()
         raise web.HTTPError(403, HUB_ONLY_REQUESTS)
 
-    def submit(self, name: str, groups, data: dict):
-        """Queue a request of ``name`` (in ``groups``) for GPUs and answer the lease
-        (201) or the place in the queue (202); 400 for unknown fields or bad values."""
-        unknown = sorted(set(data) - set(self.FIELDS))
-        if unknown:
-            message = f"unknown field {unknown[0]!r}; allowed: {', '.join(self.FIELDS)}"
-            raise web.HTTPError(400, message)
-        server = data.get("server", "")
-        model = data.get("model")
-        if not isinstance(server, str) or (model is not None and not isinstance(model, str)):
-            raise web.HTTPError(400, "server and model must be strings")
+    def submit(self, asked: HubRequest):
+        """Queue the hub's request for GPUs and answer the lease (201) or the place in the
+        queue (202); 400 for bad values."""
         now = self.state.clock()
         request = Request(
             id=uuid.uuid4().hex,
-            user=name,
-            server=server,
-            count=data.get("count", 1),
+            user=asked.user,
+            server=asked.server,
+            count=asked.count,
             submitted_at=now,
-            model=model,
-            groups=tuple(groups),
-            idle_timeout=data.get("idle_timeout", 0),
-            max_lifetime=data.get("max_lifetime", 0),
+            model=asked.model,
+            groups=asked.groups,
+            idle_timeout=asked.idle_timeout,
+            max_lifetime=asked.max_lifetime,
         )
         s = self.state.scheduler
         try:
@@ -213,27 +204,25 @@ def request_status(state: State, request_id: str, now: float, consume=False) -> 
 class HubClientHandler(RequestsHandler):
     """The hub's own calls, on behalf of a user's spawn, with the secret it shares.
 
-    POST   api/hub/requests              {"user", "groups", "server", "count", "model", ...}
+    POST   api/hub/requests              a :class:`.contract.HubRequest`
     GET    api/hub/requests/ID           the lease, or the place in the queue
     DELETE api/hub/servers/USER/SERVER   cancel the wait or release the GPUs
     """
 
-    FIELDS = ("server", "count", "model", "idle_timeout", "max_lifetime")
-
     def get_current_user(self):
-        secret = os.environ.get("DLHUB_GPU_HUB_SECRET", "")
+        secret = os.environ.get(SECRET_ENV, "")
         given = self.request.headers.get("Authorization", "")
-        if not secret or not hmac.compare_digest(given, f"dlhub-hub {secret}"):
+        if not secret or not hmac.compare_digest(given, authorization(secret)):
             raise web.HTTPError(403, "only the hub may use this endpoint")
         return {"name": "hub"}
 
     def post(self):
         self.user()
-        data = self.body()
-        name, groups = data.pop("user", None), data.pop("groups", [])
-        if not isinstance(name, str) or not name:
-            raise web.HTTPError(400, "user must be a username")
-        self.submit(name, groups, data)
+        try:
+            asked = HubRequest.from_body(self.body())
+        except ContractError as e:
+            raise web.HTTPError(400, str(e)) from None
+        self.submit(asked)
 
     def get(self, request_id):
         self.user()

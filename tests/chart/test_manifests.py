@@ -166,7 +166,9 @@ def test_scheduler_shares_the_hubs_secrets(render_case):
     assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == (
         "gpu-scheduler-token"
     )
-    assert env["DLHUB_GPU_HUB_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == ("gpu-shared-secret")
+    assert env["DLHUB_GPU_SHARED_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "gpu-shared-secret"
+    )
 
 
 def test_base_path_and_postgres(render_case):

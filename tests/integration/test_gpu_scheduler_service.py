@@ -85,7 +85,8 @@ def test_third_user_waits_with_position_then_gets_the_gpu(api, ask, tokens):
         ({"model": "H100"}, "unknown GPU model 'H100'; this hub has: A100"),
         (
             {"devices": ["GPU-1"]},
-            "unknown field 'devices'; allowed: server, count, model, idle_timeout, max_lifetime",
+            "unknown field 'devices'; allowed: user, groups, server, count, model, "
+            "idle_timeout, max_lifetime",
         ),
     ],
 )

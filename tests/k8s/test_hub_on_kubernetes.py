@@ -664,7 +664,7 @@ def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
         **hub.env(),
         "KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig"),
         "DLHUB_GPU_DB_URL": f"sqlite:///{work / 'gpu-scheduler.sqlite'}",
-        "DLHUB_GPU_HUB_SECRET": secret,
+        "DLHUB_GPU_SHARED_SECRET": secret,
         "JUPYTERHUB_SERVICE_NAME": "gpu-scheduler",
         "JUPYTERHUB_CLIENT_ID": "service-gpu-scheduler",
         "JUPYTERHUB_SERVICE_URL": scheduler_url,

@@ -197,7 +197,7 @@ def test_a_user_cannot_read_other_processes_environments(hub, tokens):
     }
     # the hub's environment holds secrets worth stealing
     assert (
-        b"DLHUB_GPU_HUB_SECRET"
+        b"DLHUB_GPU_SHARED_SECRET"
         in Path(f"/proc/{targets['the GPU scheduler']}/environ").read_bytes()
     )
     paths = {what: f"/proc/{pid}/environ" for what, pid in targets.items()}

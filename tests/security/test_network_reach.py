@@ -79,7 +79,7 @@ def host_address(hub, request) -> str:
 
 def test_the_servers_environment_holds_no_hub_secret(hub, tokens):
     names = probe(hub, tokens, "import os; print(*sorted(os.environ))")
-    for secret in ("CONFIGPROXY_AUTH_TOKEN", "DLHUB_GPU_HUB_SECRET", "JUPYTERHUB_CRYPT_KEY"):
+    for secret in ("CONFIGPROXY_AUTH_TOKEN", "DLHUB_GPU_SHARED_SECRET", "JUPYTERHUB_CRYPT_KEY"):
         assert secret not in names
 
 

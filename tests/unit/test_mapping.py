@@ -136,7 +136,7 @@ def test_gpu_scheduler_service_and_roles():
     assert gpu["command"] == ["/env/bin/python", "-m", "gpu_scheduler"]
     assert gpu["environment"] == {
         "DLHUB_GPU_DB_URL": "sqlite:////srv/dlhub/gpu-scheduler.sqlite",
-        "DLHUB_GPU_HUB_SECRET": "s3cret",
+        "DLHUB_GPU_SHARED_SECRET": "s3cret",
         "DLHUB_CONFIG": "/etc/dlhub.yaml",
     }
     assert t["GpuMixin"] == {

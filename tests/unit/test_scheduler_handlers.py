@@ -108,7 +108,7 @@ def stopped(monkeypatch):
     monkeypatch.setattr(reconcile, "stop_server", stop_server)
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "scheduler-token")
-    monkeypatch.setenv("DLHUB_GPU_HUB_SECRET", SECRET)
+    monkeypatch.setenv("DLHUB_GPU_SHARED_SECRET", SECRET)
     return calls
 
 
@@ -212,7 +212,8 @@ def test_the_hub_asks_for_gpus_and_reads_the_answer(stopped):
         (json.dumps(hub_request(user=["alice"])), "user must be a username"),
         (
             json.dumps(hub_request(priority=9)),
-            "unknown field 'priority'; allowed: server, count, model, idle_timeout, max_lifetime",
+            "unknown field 'priority'; allowed: user, groups, server, count, model, "
+            "idle_timeout, max_lifetime",
         ),
         (json.dumps(hub_request(server=3)), "server and model must be strings"),
         (json.dumps(hub_request(model=["A100"])), "server and model must be strings"),
