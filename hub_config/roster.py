@@ -42,14 +42,19 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .config import schema
+
 #: The columns of a roster, in the order ``export`` writes them.
 COLUMNS = ("username", "groups", "admin")
 
 #: Environment variables holding the admin's API token, in the order they are read.
 TOKEN_ENVS = ("DLHUB_API_TOKEN", "JUPYTERHUB_API_TOKEN")
 
-#: Same pattern as ``profiles[].groups`` items in schema.yaml.
-GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+#: A group name as the platform config schema defines it (``profiles[].groups`` items;
+#: ``volumes.groups[].group`` has the same pattern, tests/unit/test_contracts.py checks it).
+GROUP_RE = re.compile(
+    schema()["properties"]["profiles"]["items"]["properties"]["groups"]["items"]["pattern"]
+)
 GROUP_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63"
 MAX_USERNAME = 255
 
@@ -116,7 +121,7 @@ def username_problem(name: str) -> str | None:
 
 def group_problem(name: str) -> str | None:
     """Why ``name`` cannot be a group name in a roster, or None when it can."""
-    if GROUP_RE.match(name):
+    if GROUP_RE.search(name):  # as a JSON Schema ``pattern`` is applied
         return None
     return f"group {name!r} is not a valid group name ({GROUP_RULE} characters)"
 
