@@ -21,6 +21,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Float, List, Unicode
 from traitlets.config import Configurable
 
+from gpu_scheduler.contract import HubRequest, authorization
+
 
 def waiting_message(waiting: dict) -> str:
     minutes = max(1, math.ceil(waiting["eta_s"] / 60))
@@ -65,7 +67,7 @@ class GpuMixin(Configurable):
         request = HTTPRequest(
             self.gpu_scheduler_url.rstrip("/") + "/" + path,
             method=method,
-            headers={"Authorization": f"dlhub-hub {self.gpu_secret}"},
+            headers={"Authorization": authorization(self.gpu_secret)},
             body=None if body is None else json.dumps(body),
             allow_nonstandard_methods=True,
         )
@@ -79,19 +81,21 @@ class GpuMixin(Configurable):
     def gpus_wanted(self) -> int:
         return int((getattr(self, "profile", None) or {}).get("gpus", 0))
 
+    def gpu_request(self, count: int) -> HubRequest:
+        """What the hub asks the scheduler for: ``count`` GPUs for this server, with its
+        profile's idle timeout and lifetime (the body of ``POST api/hub/requests``)."""
+        return HubRequest(
+            user=self.user.name,
+            groups=tuple(g.name for g in self.user.groups),
+            server=self.name,
+            count=count,
+            idle_timeout=self.profile.get("gpu_idle_timeout", 0),
+            max_lifetime=self.profile.get("max_lifetime", 0),
+        )
+
     async def acquire_gpus(self, count: int) -> list[str]:
-        groups = [g.name for g in self.user.groups]
         code, data = await self._gpu_call(
-            "POST",
-            "api/hub/requests",
-            {
-                "user": self.user.name,
-                "groups": groups,
-                "server": self.name,
-                "count": count,
-                "idle_timeout": self.profile.get("gpu_idle_timeout", 0),
-                "max_lifetime": self.profile.get("max_lifetime", 0),
-            },
+            "POST", "api/hub/requests", self.gpu_request(count).body()
         )
         if code >= 400:
             raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))
