@@ -108,7 +108,13 @@ def landing_url(handler) -> str:
 
 
 class FirstAdminSetup(LoggingConfigurable):
-    """The authenticator's side of the first admin's setup (mixed into DlhubAuthenticator)."""
+    """The authenticator's side of the first admin's setup.
+
+    Needs from the authenticator after it: ``admin_users`` (JupyterHub) and
+    ``user_exists`` (NativeAuthenticator). Order of the bases: first,
+    ``FirstAdminSetup, CredentialRules, NativeAuthenticator`` (see
+    :class:`hub_config.auth.DlhubAuthenticator`); it overrides nothing.
+    """
 
     first_admin_token_file = Unicode(
         "",
@@ -130,7 +136,13 @@ class FirstAdminSetup(LoggingConfigurable):
 
 class FirstAdminGuard:
     """Mixed into the sign-up handler: an admin name without an account is not for
-    sign-up (whoever came first would be admin); it is claimed on the setup page."""
+    sign-up (whoever came first would be admin); it is claimed on the setup page.
+
+    Needs: ``self.authenticator`` (``normalize_username``, ``admin_users``,
+    ``user_exists``) and NativeAuthenticator's sign-up handler after it, whose ``post``
+    runs when the name is not an unclaimed admin's. Order of the bases: ``SignUpChecks,
+    FirstAdminGuard, nativeauthenticator.handlers.SignUpHandler``.
+    """
 
     async def post(self):
         auth = self.authenticator
@@ -147,7 +159,12 @@ class FirstAdminGuard:
 
 class _FromTheHubOnly:
     """Defence in depth: a POST the browser marks as coming from another site is refused
-    even when it carries the XSRF token (which alone already stops a forged form)."""
+    even when it carries the XSRF token (which alone already stops a forged form).
+
+    Needs: a JupyterHub handler after it in the bases (``prepare``, ``hub``,
+    ``redirect``) with ``self.authenticator`` a NativeAuthenticator (``get_user``).
+    Order of the bases: first, ``_FromTheHubOnly, <NativeAuthenticator's handler>``.
+    """
 
     async def prepare(self):
         # after the hub's own checks (the user, the XSRF token): an error page rendered

@@ -18,10 +18,11 @@ from urllib.parse import quote
 
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from traitlets import Float, List, Unicode
-from traitlets.config import Configurable
+from traitlets import Float, List, TraitError, Unicode, validate
 
 from gpu_scheduler.contract import HubRequest, authorization
+
+from .spawner_contract import SpawnerContract
 
 
 def waiting_message(waiting: dict) -> str:
@@ -38,22 +39,104 @@ def waiting_html(waiting: dict, wait_page: str) -> str:
     )
 
 
-class GpuMixin(Configurable):
-    """Ask the GPU scheduler for the profile's GPUs before starting (mixed into spawners)."""
+class GpuMixin(SpawnerContract):
+    """Ask the GPU scheduler for the profile's GPUs before starting (mixed into spawners).
+
+    Needs from the others: the chosen ``profile`` (declared on
+    :class:`~hub_config.spawner_contract.SpawnerContract`, set by ProfilesMixin), the
+    JupyterHub spawner's ``user``, ``name``, ``environment``, ``start``/``stop`` and its
+    state methods (``get_state``/``load_state``/``clear_state``, each calling
+    ``super()``), and ``assign_gpus(devices)`` from the concrete spawner class (the
+    backend's way to hand exactly these GPUs to the server).
+
+    Gives the others: ``gpu_capacity()`` (shown on ProfilesMixin's form), the lease in
+    the spawner state, and the queue position in ``progress()``.
+
+    Order of the bases: ``ProfilesMixin, GpuMixin, VolumesMixin[, ListeningMixin],
+    <JupyterHub spawner>`` -- after ProfilesMixin (whose ``apply_user_options`` has set
+    the profile before ``start``), before the JupyterHub spawner, whose ``start`` runs
+    only once the lease is granted.
+    """
 
     gpu_scheduler_url = Unicode(
-        "", config=True, help="The GPU scheduler's base URL; empty: GPU scheduling is off."
-    )
-    gpu_secret = Unicode("", config=True, help="The secret the hub shares with the scheduler.")
+        "",
+        help="""The GPU scheduler's base URL as the hub reaches it, e.g.
+        ``http://127.0.0.1:8092/``.
+
+        Empty (the default): GPU scheduling is off; servers get no GPU at all. Set from
+        the platform config's ``gpu`` section.
+        """,
+    ).tag(config=True)
+
+    gpu_secret = Unicode(
+        "",
+        help="""The secret the hub shares with the GPU scheduler (sent as
+        ``Authorization: dlhub-hub <secret>`` on the scheduler's ``api/hub/`` endpoints).
+
+        Default: empty (set by dlhub from the data dir's secret file; the scheduler
+        refuses the hub without it).
+        """,
+    ).tag(config=True)
+
     gpu_max_wait = Float(
-        3600, config=True, help="Seconds a spawn may wait in the GPU queue before it fails."
-    )
-    gpu_poll_interval = Float(1.0, config=True, help="Seconds between queue checks.")
+        3600,
+        help="""Seconds a spawn may wait in the GPU queue before it fails (``503``).
+
+        Default 3600 (an hour); 0: a spawn fails unless its GPUs are free at once.
+        Must not be negative.
+        """,
+    ).tag(config=True)
+
+    gpu_poll_interval = Float(
+        1.0,
+        help="""Seconds between two questions to the scheduler while a spawn waits in
+        the GPU queue.
+
+        Default 1.0; must be more than 0 (e.g. 0.2 in tests, 5 for a hub with very many
+        waiting spawns).
+        """,
+    ).tag(config=True)
+
     gpu_public_prefix = Unicode(
         "/services/gpu-scheduler/",
-        config=True,
-        help="Where browsers reach the scheduler's pages (through the proxy).",
-    )
+        help="""Where browsers reach the scheduler's pages, through the proxy: a path
+        that starts and ends with ``/``.
+
+        Default ``/services/gpu-scheduler/`` (the hub's base URL followed by the
+        service's prefix when the hub runs under a base URL, e.g.
+        ``/dlhub/services/gpu-scheduler/``). The spawn page links to its ``wait/``
+        page from here.
+        """,
+    ).tag(config=True)
+
+    @validate("gpu_max_wait")
+    def _valid_max_wait(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"gpu_max_wait must be 0 or more seconds, not {proposal['value']}.")
+        return proposal["value"]
+
+    @validate("gpu_poll_interval")
+    def _valid_poll_interval(self, proposal):
+        if not proposal["value"] > 0:
+            raise TraitError(
+                f"gpu_poll_interval must be more than 0 seconds, not {proposal['value']}."
+            )
+        return proposal["value"]
+
+    @validate("gpu_scheduler_url")
+    def _valid_scheduler_url(self, proposal):
+        url = proposal["value"]
+        if url and not url.startswith(("http://", "https://")):
+            raise TraitError(f"gpu_scheduler_url must be empty or an http(s):// URL, not {url!r}.")
+        return url
+
+    @validate("gpu_public_prefix")
+    def _valid_public_prefix(self, proposal):
+        prefix = proposal["value"]
+        if not (prefix.startswith("/") and prefix.endswith("/")):
+            raise TraitError(f"gpu_public_prefix must start and end with '/', not {prefix!r}.")
+        return prefix
+
     gpu_devices = List(help="UUIDs of the GPUs of the current lease.")
     gpu_lease = Unicode(
         "",
@@ -79,7 +162,7 @@ class GpuMixin(Configurable):
         return response.code, data
 
     def gpus_wanted(self) -> int:
-        return int((getattr(self, "profile", None) or {}).get("gpus", 0))
+        return int(self.profile.get("gpus", 0))
 
     def gpu_request(self, count: int) -> HubRequest:
         """What the hub asks the scheduler for: ``count`` GPUs for this server, with its
@@ -105,6 +188,8 @@ class GpuMixin(Configurable):
             if "withdrawn" in data:
                 self._gpu_message = None
                 if data["withdrawn"] == "cpu":
+                    # Spawner._log_name ("user" or "user:server"): private to JupyterHub,
+                    # checked against 6.1.1 (tests/unit/test_upstream_contract.py)
                     self.log.info("Server %s starts on CPU instead of waiting", self._log_name)
                     return []
                 raise web.HTTPError(
@@ -209,7 +294,9 @@ class GpuMixin(Configurable):
 
     def _gpu_wait_over(self) -> bool:
         """Whether the spawn is past the GPU queue (a subclass may know it sooner)."""
-        return not self._spawn_pending
+        # JupyterHub's public view of its spawn flag: "spawn" from the spawn's start
+        # until the server is up or has failed
+        return self.pending != "spawn"
 
     async def progress(self):
         """The place in the GPU queue, for as long as the spawn waits there."""

@@ -32,7 +32,7 @@ from datetime import datetime
 import bcrypt
 from nativeauthenticator.orm import UserInfo
 from tornado import web
-from traitlets import Integer, List, Unicode, validate
+from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from . import passwords, throttle, usernames
@@ -46,7 +46,21 @@ def _shown(name: str) -> str:
 
 
 class CredentialRules(LoggingConfigurable):
-    """The authenticator's side (mixed into DlhubAuthenticator, before NativeAuthenticator)."""
+    """The authenticator's side of the rules above.
+
+    Needs from NativeAuthenticator after it in the bases: ``normalize_username``,
+    ``validate_username``, ``get_user``, ``create_user``, ``change_password``,
+    ``is_password_strong``, ``minimum_password_length``, ``open_signup``,
+    ``get_authed_users``, ``login_attempts``, ``allowed_failed_logins``,
+    ``seconds_before_next_try`` and ``add_login_attempt`` (NativeAuthenticator 1.3.0),
+    and JupyterHub's ``db``. Gives the handler mixins below ``client_address``,
+    ``login_throttle``, ``signup_throttle``, ``username_problem``,
+    ``password_problem``, ``pending_full`` and ``locked_for``.
+
+    Order of the bases: ``FirstAdminSetup, CredentialRules, NativeAuthenticator``
+    (see :class:`hub_config.auth.DlhubAuthenticator`), before NativeAuthenticator, whose
+    methods these override and call with ``super()``.
+    """
 
     login_throttle_failures = Integer(
         10,
@@ -98,6 +112,18 @@ class CredentialRules(LoggingConfigurable):
         ``auth.trusted_proxies``.
         """,
     ).tag(config=True)
+
+    @validate(
+        "login_throttle_failures",
+        "login_throttle_seconds",
+        "signup_throttle_attempts",
+        "max_pending_signups",
+    )
+    def _valid_count(self, proposal):
+        if proposal["value"] < 0:
+            name = proposal["trait"].name
+            raise TraitError(f"{name} must be 0 (no limit) or more, not {proposal['value']}.")
+        return proposal["value"]
 
     @validate("trusted_proxies")
     def _valid_proxies(self, proposal):
@@ -221,7 +247,13 @@ class CredentialRules(LoggingConfigurable):
 
 
 class LoginChecks:
-    """Mixed into the login handler: throttle, username rule, the lock-out message."""
+    """Mixed into the login handler: throttle, username rule, the lock-out message.
+
+    Needs: ``self.authenticator`` with :class:`CredentialRules` among its bases, and the
+    login handler of NativeAuthenticator after it in the bases (its ``post``,
+    ``login_user`` and ``_render``). Order of the bases: ``LoginChecks,
+    nativeauthenticator.handlers.LoginHandler`` (see :class:`hub_config.auth.LoginHandler`).
+    """
 
     async def _refuse(self, status: int, message: str, retry_after: int = 0):
         self.set_status(status)
@@ -251,6 +283,10 @@ class LoginChecks:
             self.authenticator.login_throttle.fail(self.authenticator.client_address(self.request))
         return user
 
+    # LoginHandler._render(login_error=None, username=None): private to JupyterHub and
+    # overridden by NativeAuthenticator, both of which call it for the login page;
+    # checked against JupyterHub 6.1.1 and NativeAuthenticator 1.3.0
+    # (tests/unit/test_upstream_contract.py)
     def _render(self, login_error=None, username=None):
         if login_error and username and self.request.method == "POST":
             password = self.get_body_argument("password", "", strip=False)
@@ -267,7 +303,16 @@ class LoginChecks:
 
 class SignUpChecks:
     """Mixed into the sign-up handler: the page states the username rule, and a name or
-    password that breaks the rules is a 400 page before anything is stored."""
+    password that breaks the rules is a 400 page before anything is stored.
+
+    Needs: ``self.authenticator`` with :class:`CredentialRules` among its bases
+    (NativeAuthenticator's ``enable_signup``, ``ask_email_on_signup``, ``allow_2fa``,
+    ``recaptcha_key``, ``tos`` too), JupyterHub's ``render_template``, and
+    NativeAuthenticator's sign-up handler after it (its ``post`` stores the account).
+    Order of the bases: ``SignUpChecks, FirstAdminGuard,
+    nativeauthenticator.handlers.SignUpHandler`` (see
+    :class:`hub_config.auth.SignUpHandler`): the rules are checked first.
+    """
 
     async def _page(self, message: str, alert: str, status: int = 200, retry_after: int = 0):
         auth = self.authenticator

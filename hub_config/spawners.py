@@ -11,28 +11,57 @@ import docker
 from dockerspawner import DockerSpawner as _DockerSpawner
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
-from traitlets import Dict, List, Unicode, default
+from traitlets import Dict, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from . import accounts, cgroups, docker_gpu, docker_token, profiles, unix_accounts, volumes
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
+from .spawner_contract import SpawnerContract
 from .starter import copy_starter
 
 
-class ProfilesMixin(Configurable):
+class ProfilesMixin(SpawnerContract):
     """Profiles on the spawn form; the chosen one sets CPU and memory limits.
 
-    Mixed into a JupyterHub spawner class (before it in the bases).
+    Needs from the others: the JupyterHub spawner's ``user`` (its groups choose the
+    profiles shown), ``user_options``, ``cpu_limit``, ``mem_limit``, ``environment`` and
+    its state methods; ``gpu_capacity()`` for the form (declared on
+    :class:`~hub_config.spawner_contract.SpawnerContract`: None there, GpuMixin's answer
+    when it is a base); ``apply_profile(profile)`` may be overridden by the concrete
+    spawner class for its backend's settings (an image, a node selector).
+
+    Gives the others: ``profile``, set before ``start`` (JupyterHub calls
+    ``apply_user_options`` first), and kept in the spawner state.
+
+    Order of the bases: first, ``ProfilesMixin, GpuMixin, VolumesMixin[,
+    ListeningMixin], <JupyterHub spawner>``.
     """
 
     profiles = List(
         Dict(),
-        config=True,
-        help="Validated profiles from the platform config (`profiles`).",
-    )
-    profile = Dict(help="The profile of the current or last start.")
+        help="""The profiles a user may start, as validated from the platform config's
+        ``profiles`` (each with ``name``, ``display_name``, ``cpu_limit``,
+        ``mem_limit``, and optionally ``gpus``, ``groups``, ``image``...).
+
+        The spawn form shows those whose ``groups`` include one of the user's
+        JupyterHub groups (or that name no groups). Default: none (the form is empty
+        and no server can start).
+        """,
+    ).tag(config=True)
+
+    @validate("cpu_limit", "mem_limit")
+    def _valid_limit(self, proposal):
+        # a profile's limits (JupyterHub's traits): None is no limit, 0 would be none at all
+        value = proposal["value"]
+        if value is not None and not value > 0:
+            name = proposal["trait"].name
+            raise TraitError(
+                f"{name} must be more than 0 (or None: no limit), not {value!r}; "
+                f"check the profiles' {name} in the platform config."
+            )
+        return value
 
     @default("options_form")
     def _default_options_form(self):
@@ -46,7 +75,7 @@ class ProfilesMixin(Configurable):
         previous = (spawner.user_options or {}).get("profile")
         mine = self.visible_profiles()
         capacity = None
-        if any(p.get("gpus") for p in mine) and hasattr(self, "gpu_capacity"):
+        if any(p.get("gpus") for p in mine):
             capacity = await self.gpu_capacity()
         return profiles.render_form(mine, previous, capacity)
 
@@ -68,6 +97,9 @@ class ProfilesMixin(Configurable):
         self.mem_limit = profile["mem_limit"]
         self.environment = {**self.environment, "DLHUB_PROFILE": profile["name"]}
         self.apply_profile(profile)
+        # Spawner._log_name ("user" or "user:server"), used in every log line of these
+        # spawners: private to JupyterHub, checked against JupyterHub 6.1.1
+        # (tests/unit/test_upstream_contract.py)
         self.log.info("Server %s uses profile %s", self._log_name, profile["name"])
 
     def apply_profile(self, profile: dict) -> None:
@@ -92,9 +124,23 @@ class ProfilesMixin(Configurable):
 
 
 class VolumesMixin(Configurable):
-    """The platform's shared volumes, chosen at each start from the user's groups."""
+    """The platform's shared volumes, chosen at each start from the user's groups.
 
-    volumes_config = Dict(config=True, help="The platform config's `volumes` section (validated).")
+    Needs from the others: the JupyterHub spawner's ``user`` (its groups). Gives
+    ``user_mounts()``, which the concrete spawner class turns into its backend's mounts
+    (links, Docker volumes, Kubernetes claims); it overrides nothing, so its place
+    among the mixins does not matter (by convention after GpuMixin, before
+    ListeningMixin and the JupyterHub spawner).
+    """
+
+    volumes_config = Dict(
+        help="""The platform config's ``volumes`` section, as validated: ``datasets``
+        (read-only for all), ``shared`` (writable by all) and ``groups`` (one volume
+        per JupyterHub group, e.g. ``{"group": "vision", "others": "read"}``).
+
+        Default: empty (no shared volumes at all).
+        """,
+    ).tag(config=True)
 
     def user_mounts(self) -> list[volumes.Mount]:
         if not self.volumes_config:
@@ -103,7 +149,13 @@ class VolumesMixin(Configurable):
 
 
 class ListeningMixin:
-    """Return from ``start`` only once the server listens (see :mod:`.readiness`)."""
+    """Return from ``start`` only once the server listens (see :mod:`.readiness`).
+
+    Needs from the JupyterHub spawner after it: ``start`` returning ``(ip, port)``,
+    ``start_timeout`` and ``poll``. Order of the bases: last of the mixins, right before
+    the JupyterHub spawner (GpuMixin's ``start`` holds the lease around it). Not for
+    KubeSpawner, whose ``start`` already waits for the pod.
+    """
 
     async def start(self):
         ip, port = await super().start()
@@ -125,32 +177,57 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
     """
 
     user_env_prefix = Unicode(
-        config=True,
         help="""Prefix of the Python environment that provides
-        `bin/jupyterhub-singleuser` (platform config `local.user_env`).""",
-    )
+        ``bin/jupyterhub-singleuser``, e.g. ``/opt/dlhub/user-env``; its ``bin`` comes
+        first on the servers' PATH.
+
+        Set from the platform config's ``local.user_env``; no default.
+        """,
+    ).tag(config=True)
+
     users_dir = Unicode(
-        config=True,
-        help="Directory holding one home per user (platform config `local.users_dir`).",
-    )
+        help="""Directory holding one home per user, e.g. ``/var/lib/dlhub/users``
+        (``<users_dir>/<account>``, mode 0700).
+
+        Set from the platform config's ``local.users_dir``; no default.
+        """,
+    ).tag(config=True)
+
     volumes_dir = Unicode(
-        config=True,
-        help="""Directory holding dlhub's own shared volumes (`datasets`, `shared`,
-        `group-<group>`), linked into each user's directory by their groups
-        (platform config `local.volumes_dir`).""",
-    )
+        help="""Directory holding dlhub's own shared volumes (``datasets``, ``shared``,
+        ``group-<group>``), linked into each user's directory by their groups.
+
+        Set from the platform config's ``local.volumes_dir``; no default.
+        """,
+    ).tag(config=True)
+
     starter_dir = Unicode(
-        config=True,
-        help="""Starter notebooks copied into a user's directory on their first start.
-        Default: `share/dlhub/starter` in the user environment.""",
-    )
+        help="""Starter notebooks copied into a user's directory on their first start
+        (files already there are left alone).
+
+        Default: ``share/dlhub/starter`` in the user environment (``user_env_prefix``).
+        """,
+    ).tag(config=True)
+
     account_prefix = Unicode(
         accounts.DEFAULT_PREFIX,
-        config=True,
         help="""Hub run as root: the start of every system account dlhub makes for its
-        users (`dlhub-` gives `dlhub-alice`), and of its unix groups (`dlhub_users`,
-        `dlhub_g_<group>`). Platform config `local.account_prefix`.""",
-    )
+        users (``dlhub-`` gives ``dlhub-alice``), and of its unix groups
+        (``dlhub_users``, ``dlhub_g_<group>``).
+
+        Default ``dlhub-``; 1-12 lower-case letters, digits or ``-``, starting with a
+        letter (room is left for the username in 32 characters). Set from the platform
+        config's ``local.account_prefix``.
+        """,
+    ).tag(config=True)
+
+    @validate("account_prefix")
+    def _valid_account_prefix(self, proposal):
+        try:
+            return accounts.check_prefix(proposal["value"])
+        except accounts.AccountError as e:
+            raise TraitError(f"LocalSpawner.account_prefix: {e}.") from None
+
     account = Unicode(
         help="""The system account this user's server runs as (hub run as root; empty
         otherwise). Kept in the spawner state, so a changed prefix cannot orphan a
@@ -419,18 +496,40 @@ class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _Dock
     """
 
     default_image = Unicode(
-        config=True, help="Image for profiles that name none (platform config `docker.image`)."
-    )
+        help="""Image for profiles that name none, e.g. ``dlhub/notebook:latest``.
+
+        Set from the platform config's ``docker.image``; no default.
+        """,
+    ).tag(config=True)
+
     home_volumes = Dict(
-        config=True,
-        help="""The user's own volumes ({volume name template: path}); each start mounts
-        these plus the shared volumes of the user's groups, and nothing else.""",
-    )
+        help="""The user's own volumes, ``{volume name template: path in the container}``,
+        e.g. ``{"dlhub-home-{username}": "/home/jovyan/work"}``.
+
+        Each start mounts these plus the shared volumes of the user's groups, and
+        nothing else. Default: none.
+        """,
+    ).tag(config=True)
+
     volume_owner = Unicode(
         "1000:100",
-        config=True,
-        help="uid:gid that must own the root of a writable shared volume (the image's user).",
-    )
+        help="""``uid:gid`` that must own the root of a writable shared volume: the
+        image's user (and the owner of the server's token file).
+
+        Default ``1000:100`` (jovyan:users of the Jupyter images).
+        """,
+    ).tag(config=True)
+
+    @validate("volume_owner")
+    def _valid_volume_owner(self, proposal):
+        uid, sep, gid = proposal["value"].partition(":")
+        if not (sep and uid.isdigit() and gid.isdigit()):
+            raise TraitError(
+                "DockerSpawner.volume_owner must be numeric uid:gid such as 1000:100, "
+                f"not {proposal['value']!r}."
+            )
+        return proposal["value"]
+
     _prepared = set()  # writable shared volumes whose owner was set, by this hub process
 
     async def start(self):

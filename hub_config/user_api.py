@@ -18,6 +18,12 @@ from . import usernames
 
 
 class _NameCheck:
+    """The username rule for JupyterHub's user API handlers.
+
+    Needs: ``self.authenticator`` (``normalize_username``). Order of the bases: first,
+    ``_NameCheck, <JupyterHub's users API handler>``; it overrides nothing.
+    """
+
     def check_name(self, name, normalize: bool = True) -> None:
         """400 unless ``name`` (lower-cased first where JupyterHub does) is allowed."""
         if not isinstance(name, str):

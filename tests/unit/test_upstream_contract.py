@@ -1,0 +1,120 @@
+"""The private parts of JupyterHub, KubeSpawner and NativeAuthenticator that dlhub uses,
+each checked against the version pinned in pyproject.toml (see the comments where
+hub_config uses them): an upgrade that changes one fails here, not in production."""
+
+import asyncio
+import importlib.metadata
+import inspect
+import stat
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from jupyterhub import proxy
+from jupyterhub.handlers import login
+from jupyterhub.spawner import Spawner
+from kubespawner import KubeSpawner
+from nativeauthenticator import handlers
+
+from hub_config.proxy import ConfigurableHTTPProxy
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+#: the versions the private attributes below were checked against
+CHECKED = {
+    "jupyterhub": "6.1.1",
+    "jupyterhub-kubespawner": "7.1.0",
+    "dockerspawner": "14.0.0",
+    "jupyterhub-nativeauthenticator": "1.3.0",
+}
+
+#: a kubeconfig naming an API server that is never contacted
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def pinned() -> dict[str, str]:
+    deps = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    pins = dict(d.split("==", 1) for d in deps if "==" in d)
+    return {name: pins.get(name) for name in CHECKED}
+
+
+def test_the_pins_are_the_versions_checked_and_installed():
+    """Upgrading a pin means checking the private attributes below again (and the
+    version named in the comments beside their use)."""
+    assert pinned() == CHECKED
+    installed = {name: importlib.metadata.version(name) for name in CHECKED}
+    assert installed == CHECKED
+
+
+def spawner(name=""):
+    # the server's name comes from its database row, as JupyterHub's User sets it
+    row = SimpleNamespace(name=name, server=None)
+    return Spawner(user=SimpleNamespace(name="alice", id=1, url="/user/alice/"), orm_spawner=row)
+
+
+def test_spawner_log_name_is_user_and_server():
+    # hub_config.spawners, hub_config.gpu, hub_config.kubernetes log with it
+    assert isinstance(inspect.getattr_static(Spawner, "_log_name"), property)
+    assert spawner()._log_name == "alice"
+    assert spawner("gpu")._log_name == "alice:gpu"
+
+
+def test_spawner_pending_says_spawn_while_spawning():
+    # GpuMixin._gpu_wait_over: the queue is shown for as long as this says "spawn"
+    s = spawner()
+    assert s.pending is None
+    s._spawn_pending = True
+    assert s.pending == "spawn"
+
+
+def test_proxy_writes_its_pid_file_through_write_pid_file(tmp_path):
+    # hub_config.proxy overrides it to write the file mode 0600
+    assert "self._write_pid_file()" in inspect.getsource(proxy.ConfigurableHTTPProxy.start)
+    assert list(inspect.signature(proxy.ConfigurableHTTPProxy._write_pid_file).parameters) == [
+        "self"
+    ]
+    p = ConfigurableHTTPProxy(pid_file=str(tmp_path / "proxy.pid"))
+    p.proxy_process = SimpleNamespace(pid=4242)
+    p._write_pid_file()
+    written = tmp_path / "proxy.pid"
+    assert written.read_text() == "4242"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+
+
+def test_login_handlers_render_the_page_through_render():
+    # hub_config.login_checks.LoginChecks overrides _render(login_error, username)
+    for cls in (login.LoginHandler, handlers.LoginHandler):
+        params = list(inspect.signature(cls._render).parameters)
+        assert params[:3] == ["self", "login_error", "username"], cls
+    assert "self._render(" in inspect.getsource(handlers.LoginHandler.post)
+    assert "self._render(" in inspect.getsource(login.LoginHandler.get)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
+def test_kubespawner_start_future_is_none_until_start(kubeconfig):
+    # hub_config.kubernetes reads and resets _start_future (the pod's start, which
+    # KubeSpawner.progress follows)
+    async def made():
+        user = SimpleNamespace(name="alice", id=1, url="/user/alice/", groups=[])
+        return KubeSpawner(_mock=True, user=user, namespace="dlhub")
+
+    assert asyncio.run(made())._start_future is None
+    start = inspect.getsource(KubeSpawner.start)
+    assert "self._start_future = asyncio.ensure_future(self._start())" in start
+    assert "self._start_future" in inspect.getsource(KubeSpawner.progress)
