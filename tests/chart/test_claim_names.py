@@ -1,5 +1,5 @@
 """The chart names group claims exactly as the hub does (`dlhub.groupClaim` and
-`dlhub.safeSlug` against `hub_config.kubernetes.group_claim` and `hub_config.naming.dns_label`):
+`dlhub.safeSlug` against `hub_config.k8s_objects.group_claim` and `hub_config.naming.dns_label`):
 groups whose names once shared a claim get one each, and no release takes the names of
 users' pods and homes."""
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from chartkit import CHART, DNS_LABEL, RELEASE, helm_template, kinds
 
-from hub_config.kubernetes import chart_fullname, group_claim
+from hub_config.k8s_objects import chart_fullname, group_claim
 from hub_config.naming import dns_label
 
 pytestmark = pytest.mark.k8s

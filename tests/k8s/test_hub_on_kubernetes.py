@@ -565,7 +565,7 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     from gpu_scheduler.model import Request
     from gpu_scheduler.service import scheduler_from_config
     from hub_config.config import validate
-    from hub_config.kubernetes import gpu_placement
+    from hub_config.k8s_objects import gpu_placement
 
     cluster, ns = setup.cluster, setup.namespace
     work = setup.host_dirs.parent

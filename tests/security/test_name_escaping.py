@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from hub_config import config, mapping
 from hub_config.__main__ import main as cli
 from hub_config.config import ConfigError, validate
-from hub_config.kubernetes import KubernetesSpawner, group_claim, kubernetes_traits
+from hub_config.k8s_objects import group_claim
+from hub_config.kubernetes import KubernetesSpawner
 from hub_config.naming import dns_label, safe_slug
 from hub_config.spawners import DockerSpawner
 from hub_config.volumes import group_volume_name
@@ -96,7 +97,9 @@ def user(name: str):
 def kube_names(usernames) -> dict[str, tuple[str, str]]:
     """(pod, home claim) of each user's server, with the backend's own name templates."""
     cfg = validate({"backend": "kubernetes"})
-    traits = kubernetes_traits(cfg, CHART_ENV, [])["KubernetesSpawner"]
+    traits = mapping.traits_for(
+        cfg, Path("/tmp/dlhub-names"), python=sys.executable, environ=CHART_ENV
+    )["KubernetesSpawner"]
     templates = {k: traits[k] for k in ("pod_name_template", "pvc_name_template")}
 
     async def made():

@@ -1,26 +1,17 @@
-"""The kubernetes backend's pure parts: traits from the config and the chart's environment,
-shared volumes as claims, and where a GPU lease puts a pod (no cluster needed)."""
+"""The kubernetes backend: its traits from the config and the chart's environment
+(hub_config.mapping.kubernetes_traits, hub_config.k8s_env), and the pod KubernetesSpawner
+makes of them (no cluster needed: the API server is never contacted)."""
 
-import re
+import asyncio
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from gpu_scheduler.inventory import devices_from_nodes
 from hub_config import mapping
 from hub_config.config import validate
-from hub_config.kubernetes import (
-    KubernetesEnvError,
-    chart_fullname,
-    claim_slug,
-    gpu_placement,
-    group_claim,
-    kubernetes_traits,
-    parse_device,
-    release_fullname,
-    volume_mounts,
-)
+from hub_config.k8s_env import KubernetesEnvError, release_fullname
 
 #: What helm/dlhub/templates/hub/deployment.yaml gives the hub (release "lab").
 CHART_ENV = {
@@ -45,11 +36,6 @@ GPU_CONFIG = {
         {"name": "t4", "gpus": 1, "image": "dlhub/singleuser-gpu:0.1.0"},
     ],
 }
-
-
-def k8s_traits(raw=None, environ=None):
-    cfg = validate({"backend": "kubernetes", **(raw or {})})
-    return kubernetes_traits(cfg, CHART_ENV if environ is None else environ, cfg["profiles"])
 
 
 def all_traits(raw=None, environ=None):
@@ -99,7 +85,7 @@ def test_default_config_on_the_chart():
 
 
 def test_kubernetes_settings_pass_through():
-    t = k8s_traits(
+    t = all_traits(
         {
             "kubernetes": {
                 "image": "registry.example.org/dlhub/singleuser:0.1.0",
@@ -147,14 +133,14 @@ def test_gpus_use_the_charts_scheduler_as_an_external_service():
 
 
 def test_gpu_scheduler_url_follows_the_base_path():
-    t = k8s_traits({**GPU_CONFIG, "hub": {"bind_url": "https://example.org/dlhub/"}}, GPU_ENV)
+    t = all_traits({**GPU_CONFIG, "hub": {"bind_url": "https://example.org/dlhub/"}}, GPU_ENV)
     assert t["GpuMixin"]["gpu_scheduler_url"] == (
         "http://lab-dlhub-gpu-scheduler:8095/dlhub/services/gpu-scheduler/"
     )
 
 
 def test_culling_off_with_gpus_leaves_only_the_scheduler():
-    t = k8s_traits({**GPU_CONFIG, "culling": {"enabled": False}}, GPU_ENV)
+    t = all_traits({**GPU_CONFIG, "culling": {"enabled": False}}, GPU_ENV)
     assert [s["name"] for s in t["JupyterHub"]["services"]] == ["gpu-scheduler"]
 
 
@@ -170,7 +156,7 @@ def test_culling_off_with_gpus_leaves_only_the_scheduler():
 def test_a_missing_variable_is_named_in_one_line(missing, raw):
     environ = {k: v for k, v in GPU_ENV.items() if k != missing}
     with pytest.raises(ValueError) as info:
-        k8s_traits(raw, environ)
+        all_traits(raw, environ)
     message = str(info.value)
     assert missing in message and "\n" not in message
     assert isinstance(info.value, KubernetesEnvError)
@@ -179,9 +165,9 @@ def test_a_missing_variable_is_named_in_one_line(missing, raw):
 def test_release_name_is_needed_without_the_fullname():
     environ = {k: v for k, v in CHART_ENV.items() if not k.startswith("DLHUB_RELEASE")}
     with pytest.raises(KubernetesEnvError, match="DLHUB_RELEASE"):
-        k8s_traits(None, environ)
+        all_traits(None, environ)
     environ["DLHUB_RELEASE"] = "lab"
-    assert k8s_traits(None, environ)["KubernetesSpawner"]["release_fullname"] == "lab-dlhub"
+    assert all_traits(None, environ)["KubernetesSpawner"]["release_fullname"] == "lab-dlhub"
 
 
 def test_without_the_charts_proxy_the_hub_starts_its_own():
@@ -191,158 +177,310 @@ def test_without_the_charts_proxy_the_hub_starts_its_own():
     assert t["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:8001"
 
 
-def test_chart_fullname_like_the_charts_helper():
-    assert chart_fullname("lab") == "lab-dlhub"
-    assert chart_fullname("dlhub") == "dlhub"
-    assert chart_fullname("my-dlhub-test") == "my-dlhub-test"
-    long = chart_fullname("a" * 37 + "-b")
-    assert len(long) <= 40 and not long.endswith("-")
-
-
-# --- shared volumes -------------------------------------------------------------------------
-
-
-def volumes_cfg(raw):
-    return validate({"backend": "kubernetes", "volumes": raw})["volumes"]
-
-
-TEAMS = {
-    "groups": [
-        {"group": "ml-team"},
-        {"group": "Vision_Lab", "others": "read", "mount": "/data/vision"},
-        {"group": "secret", "others": "none", "source": "nfs-secret"},
-    ]
-}
-#: Vision_Lab is no DNS label: its claim carries the hash of the name.
-VISION_CLAIM = "lab-dlhub-group-vision-lab---d5c81e62"
-
-
-def as_table(pair):
-    volumes, mounts = pair
-    claims = {v["name"]: v["persistentVolumeClaim"] for v in volumes}
-    assert [v["name"] for v in volumes] == [m["name"] for m in mounts]
-    return {
-        m["mountPath"]: (
-            claims[m["name"]]["claimName"],
-            m["readOnly"],
-            claims[m["name"]]["readOnly"],
-        )
-        for m in mounts
-    }
-
-
-def test_member_gets_their_group_volume_read_write():
-    table = as_table(volume_mounts(volumes_cfg(TEAMS), ["ml-team"], "lab-dlhub"))
-    assert table == {
-        "/home/jovyan/datasets": ("lab-dlhub-datasets", True, True),
-        "/home/jovyan/shared": ("lab-dlhub-shared", False, False),
-        "/home/jovyan/groups/ml-team": ("lab-dlhub-group-ml-team", False, False),
-        # others: read
-        "/data/vision": (VISION_CLAIM, True, True),
-    }
-
-
-def test_non_member_gets_read_only_or_nothing():
-    table = as_table(volume_mounts(volumes_cfg(TEAMS), ["Vision_Lab", "secret"], "lab-dlhub"))
-    assert table == {
-        "/home/jovyan/datasets": ("lab-dlhub-datasets", True, True),
-        "/home/jovyan/shared": ("lab-dlhub-shared", False, False),
-        "/data/vision": (VISION_CLAIM, False, False),
-        # a configured source names the claim
-        "/home/jovyan/groups/secret": ("nfs-secret", False, False),
-    }
-    nobody = as_table(volume_mounts(volumes_cfg(TEAMS), [], "lab-dlhub"))
-    assert set(nobody) == {"/home/jovyan/datasets", "/home/jovyan/shared", "/data/vision"}
-
-
-def test_sources_mounts_and_disabled_volumes():
-    cfg = volumes_cfg(
-        {
-            "datasets": {"source": "corpora", "mount": "/datasets"},
-            "shared": {"enabled": False},
-        }
-    )
-    assert as_table(volume_mounts(cfg, [], "x")) == {"/datasets": ("corpora", True, True)}
-
-
-def test_volume_names_are_dns_labels():
-    cfg = volumes_cfg({"groups": [{"group": "A" * 63}, {"group": "x.y_z"}]})
-    volumes, _ = volume_mounts(cfg, ["A" * 63, "x.y_z"], "lab-dlhub")
-    for volume in volumes:
-        name = volume["name"]
-        assert len(name) <= 63 and name == name.lower() and name.replace("-", "").isalnum()
-    assert len({v["name"] for v in volumes}) == len(volumes)
-
-
-def test_claim_slug_keeps_dns_labels_and_hashes_the_rest():
-    assert claim_slug("lab-dlhub", "ml-team") == "ml-team"
-    # the names that once shared a claim: each its own now
-    slugs = {claim_slug("lab-dlhub", g) for g in ("ML_Team", "ml.team", "ml_team", "ml-team")}
-    assert len(slugs) == 4
-    assert re.fullmatch(r"ml-team---[0-9a-f]{8}", claim_slug("lab-dlhub", "ML_Team"))
-    assert group_claim("lab-dlhub", "x.y").startswith("lab-dlhub-group-x-y---")
-
-
-def test_group_claims_fit_in_63_characters_with_the_longest_fullname():
-    fullname = "f" * 40  # the chart cuts <fullname> at 40
-    claims = {group_claim(fullname, g) for g in ("g" * 63, "g" * 62 + "h", "ml-team")}
-    assert len(claims) == 3 and all(len(c) <= 63 for c in claims)
-
-
 @pytest.mark.parametrize("name", ["home-lab", "jupyter-x"])
 def test_a_release_named_like_users_objects_is_refused(name):
     with pytest.raises(KubernetesEnvError, match="starts like the names of users"):
         release_fullname({"DLHUB_RELEASE_FULLNAME": name})
 
 
-# --- GPU placement --------------------------------------------------------------------------
+# --- the whole result, and the pod it makes ---------------------------------------------------
 
-LABEL = "nvidia.com/gpu.product"
+#: A GPU config on the chart: every trait traits_for sets, each decided in one place (the
+#: kubernetes table of hub_config.mapping). The GPU scheduler is the chart's; the hub's own
+#: secret file (gpu_secret) is not used on Kubernetes.
+WHOLE_GPU_CONFIG = {
+    **GPU_CONFIG,
+    "hub": {"bind_url": "https://example.org/dlhub/"},
+    "volumes": {"groups": [{"group": "ml-team"}]},
+}
+EXPECTED_GPU_TRAITS = {
+    "JupyterHub": {
+        "bind_url": "https://example.org/dlhub/",
+        "hub_bind_url": "http://0.0.0.0:8081",
+        "db_url": "sqlite:////srv/dlhub/jupyterhub.sqlite",
+        "cookie_secret_file": "/srv/dlhub/jupyterhub_cookie_secret",
+        "tornado_settings": {"cookie_options": {"samesite": "Lax", "secure": True}},
+        "pid_file": "/srv/dlhub/jupyterhub.pid",
+        "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
+        "log_level": "INFO",
+        "authenticator_class": "hub_config.auth.DlhubAuthenticator",
+        "spawner_class": "hub_config.kubernetes.KubernetesSpawner",
+        "services": [
+            {
+                "name": "idle-culler",
+                "command": [
+                    "/env/bin/python",
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    "--timeout=3600",
+                    "--cull-every=300",
+                    "--max-age=0",
+                ],
+            },
+            {
+                "name": "gpu-scheduler",
+                "url": "http://lab-dlhub-gpu-scheduler:8095",
+                "api_token": "scheduler-token",
+                "display": True,
+                "oauth_no_confirm": True,
+            },
+        ],
+        "load_roles": [
+            {
+                "name": "idle-culler",
+                "description": "Stop idle servers (dlhub culling settings).",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            },
+            {
+                "name": "gpu-scheduler",
+                "description": "The GPU scheduler: read groups and activity, "
+                "see and stop servers.",
+                "scopes": [
+                    "list:users",
+                    "read:users:groups",
+                    "read:users:activity",
+                    "read:servers",
+                    "admin:server_state",
+                    "delete:servers",
+                ],
+                "services": ["gpu-scheduler"],
+            },
+            {
+                "name": "user",
+                "description": "Every user: their own things, and the GPU scheduler's API.",
+                "scopes": ["self", "access:services!service=gpu-scheduler"],
+            },
+        ],
+        "template_paths": [str(mapping.TEMPLATES)],
+        "hub_connect_url": "http://lab-dlhub-hub:8081",
+        "cleanup_servers": False,
+    },
+    "ConfigurableHTTPProxy": {
+        "api_url": "http://lab-dlhub-proxy-api:8001",
+        "pid_file": "/srv/dlhub/jupyterhub-proxy.pid",
+        "should_start": False,
+    },
+    "Authenticator": {"admin_users": {"admin"}, "allow_all": True},
+    "DlhubAuthenticator": {
+        "approve_known_users": True,
+        "login_throttle_failures": 10,
+        "login_throttle_seconds": 600,
+        "signup_throttle_attempts": 10,
+        "max_pending_signups": 500,
+        "trusted_proxies": [],
+        "first_admin_token_file": "/srv/dlhub/first-admin-token",
+    },
+    "NativeAuthenticator": {
+        "open_signup": False,
+        "minimum_password_length": 8,
+        "check_common_password": True,
+        "allowed_failed_logins": 5,
+        "seconds_before_next_try": 60,
+    },
+    "Spawner": {
+        "default_url": "/lab",
+        "poll_interval": 30,
+        "server_token_scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            "access:services!service=gpu-scheduler",
+        ],
+    },
+    "GpuMixin": {
+        "gpu_scheduler_url": "http://lab-dlhub-gpu-scheduler:8095/dlhub/services/gpu-scheduler/",
+        "gpu_public_prefix": "/dlhub/services/gpu-scheduler/",
+        "gpu_secret": "shared-secret",
+        "gpu_max_wait": 3600.0,
+    },
+    "VolumesMixin": {
+        "volumes_config": {
+            "groups": [{"group": "ml-team", "mount": "", "others": "none", "source": ""}],
+            "datasets": {"enabled": True, "mount": "datasets", "source": ""},
+            "shared": {"enabled": True, "mount": "shared", "source": ""},
+        }
+    },
+    "KubernetesSpawner": {
+        "profiles": [
+            {
+                "name": "cpu",
+                "default": True,
+                "display_name": "",
+                "description": "",
+                "cpu_limit": 2,
+                "mem_limit": "4G",
+                "gpus": 0,
+                "image": None,
+                "gpu_idle_timeout": 1800,
+                "max_lifetime": 0,
+                "groups": [],
+            },
+            {
+                "name": "t4",
+                "gpus": 1,
+                "image": "dlhub/singleuser-gpu:0.1.0",
+                "display_name": "",
+                "description": "",
+                "cpu_limit": 2,
+                "mem_limit": "4G",
+                "gpu_idle_timeout": 1800,
+                "max_lifetime": 0,
+                "groups": [],
+                "default": False,
+            },
+        ],
+        "default_image": "dlhub/singleuser:0.1.0",
+        "image": "dlhub/singleuser:0.1.0",
+        "image_pull_policy": "IfNotPresent",
+        "node_selector": {},
+        "gpu_product_label": "nvidia.com/gpu.product",
+        "release_fullname": "lab-dlhub",
+        "cmd": ["dlhub-start", "jupyterhub-singleuser"],
+        "start_timeout": 4200,
+        "http_timeout": 120,
+        "uid": 1000,
+        "gid": 100,
+        "fs_gid": 100,
+        "allow_privilege_escalation": False,
+        "container_security_context": {
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "service_account": None,
+        "automount_service_account_token": False,
+        "extra_labels": {"app.kubernetes.io/instance": "lab"},
+        "pod_name_template": "jupyter-{user_server}",
+        "pvc_name_template": "home-{user_server}",
+        "storage_pvc_ensure": True,
+        "storage_capacity": "10Gi",
+        "storage_class": None,
+        "storage_access_modes": ["ReadWriteOnce"],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}],
+        "volume_mounts": [{"name": "home", "mountPath": "/home/jovyan"}],
+        "environment": {"NVIDIA_VISIBLE_DEVICES": "void"},
+        "namespace": "dlhub",
+    },
+}
 
 
-def test_no_gpus_no_limit_no_node():
-    assert gpu_placement([], LABEL) == ({}, {})
-
-
-def test_whole_gpus_pin_the_node_and_product():
-    selector, limits = gpu_placement(["node1/Tesla-T4/0", "node1/Tesla-T4/1"], LABEL)
-    assert selector == {"kubernetes.io/hostname": "node1", LABEL: "Tesla-T4"}
-    assert limits == {"nvidia.com/gpu": "2"}
-
-
-def test_unlabelled_node_is_pinned_by_name_only():
-    assert gpu_placement(["gpu-7//0"], LABEL) == (
-        {"kubernetes.io/hostname": "gpu-7"},
-        {"nvidia.com/gpu": "1"},
+def test_the_whole_result_for_gpus_on_the_chart():
+    cfg = validate(WHOLE_GPU_CONFIG)
+    t = mapping.traits_for(
+        cfg,
+        Path("/srv/dlhub"),
+        python="/env/bin/python",
+        environ=GPU_ENV,
+        gpu_secret="not-on-kubernetes",
     )
+    assert t == EXPECTED_GPU_TRAITS
+    # the start's timeout is the spawner's alone: the pod's start, then the GPU queue
+    assert "start_timeout" not in t["GpuMixin"]
 
 
-def test_mig_instance_asks_for_its_resource():
-    selector, limits = gpu_placement(["n2/A100-SXM4-40GB/mig-1g.5gb/3"], "x/product")
-    assert selector == {"kubernetes.io/hostname": "n2", "x/product": "A100-SXM4-40GB"}
-    assert limits == {"nvidia.com/mig-1g.5gb": "1"}
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
 
 
-def test_a_lease_across_nodes_is_refused_with_a_reason():
-    with pytest.raises(ValueError, match="several nodes"):
-        gpu_placement(["a/T4/0", "b/T4/0"], LABEL)
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    """A kubeconfig naming an API server that is never contacted."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
-def test_ids_of_other_inventories_are_refused():
-    with pytest.raises(ValueError, match="inventory: kubernetes"):
-        parse_device("GPU-5c6e2a1b-0000")
+def gpu_pod(traits: dict, groups: list[str], devices: list[str]):
+    """The spawner configured with ``traits`` as the hub configures it, and the pod it
+    would ask for after choosing the profile "t4" and being leased ``devices`` (what
+    start() does before it calls the API)."""
+    from kubernetes_asyncio.client import ApiClient
+    from traitlets.config import Config
+
+    from hub_config.kubernetes import KubernetesSpawner
+
+    async def made():
+        c = Config()
+        mapping.apply(c, traits)
+        user = SimpleNamespace(
+            name="alice",
+            id=1,
+            url="/user/alice/",
+            groups=[SimpleNamespace(name=g) for g in groups],
+        )
+        spawner = KubernetesSpawner(_mock=True, user=user, config=c)
+        spawner.api_token = "the-servers-token"
+        spawner.apply_user_options(spawner, {"profile": "t4"})
+        spawner.mount_volumes()
+        spawner.assign_gpus(devices)
+        pod = await spawner.get_pod_manifest()
+        await spawner.api.api_client.close()  # nothing was sent
+        return spawner, ApiClient().sanitize_for_serialization(pod)
+
+    return asyncio.run(made())
 
 
-def test_the_inventorys_ids_are_what_the_hub_reads():
-    node = {
-        "metadata": {"name": "gpu-1", "labels": {LABEL: "A100-SXM4-40GB"}},
-        "status": {"allocatable": {"nvidia.com/gpu": "1", "nvidia.com/mig-2g.10gb": "2"}},
+def test_the_spawner_takes_the_mapped_traits_and_makes_the_pod(kubeconfig):
+    cfg = validate(WHOLE_GPU_CONFIG)
+    traits = mapping.traits_for(cfg, Path("/srv/dlhub"), python=sys.executable, environ=GPU_ENV)
+    spawner, pod = gpu_pod(traits, ["ml-team"], ["node1/Tesla-T4/0"])
+    # configured: the pod's start, then the wait in the GPU queue
+    assert spawner.start_timeout == 600 + 3600
+    assert spawner.gpu_scheduler_url == (
+        "http://lab-dlhub-gpu-scheduler:8095/dlhub/services/gpu-scheduler/"
+    )
+    assert spawner.gpu_secret == "shared-secret"
+    assert spawner.namespace == "dlhub"
+    assert pod["metadata"]["name"] == "jupyter-alice"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {
+        "kubernetes.io/hostname": "node1",
+        "nvidia.com/gpu.product": "Tesla-T4",
     }
-    devices = devices_from_nodes([node], LABEL)
-    placed = [gpu_placement([d.uuid], LABEL) for d in devices]
-    assert [limits for _, limits in placed] == [
-        {"nvidia.com/gpu": "1"},
-        {"nvidia.com/mig-2g.10gb": "1"},
-        {"nvidia.com/mig-2g.10gb": "1"},
-    ]
-    assert {selector["kubernetes.io/hostname"] for selector, _ in placed} == {"gpu-1"}
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["fsGroup"] == 100
+    (container,) = spec["containers"]
+    assert container["image"] == "dlhub/singleuser-gpu:0.1.0"
+    assert container["args"][:2] == ["dlhub-start", "jupyterhub-singleuser"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["securityContext"]["runAsUser"] == 1000
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e for e in container["env"]}
+    assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin says which GPU
+    assert "secretKeyRef" in env["JUPYTERHUB_API_TOKEN"]["valueFrom"]
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {
+        "home-alice",
+        "lab-dlhub-datasets",
+        "lab-dlhub-shared",
+        "lab-dlhub-group-ml-team",
+    }
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
+    assert mounts["/home/jovyan"] is False
+    assert mounts["/home/jovyan/datasets"] is True
+    assert mounts["/home/jovyan/groups/ml-team"] is False
+
+
+def test_a_cpu_start_sees_no_gpu(kubeconfig):
+    cfg = validate(WHOLE_GPU_CONFIG)
+    traits = mapping.traits_for(cfg, Path("/srv/dlhub"), python=sys.executable, environ=GPU_ENV)
+    _, pod = gpu_pod(traits, [], [])
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert not any(k.startswith("nvidia.com/") for k in container["resources"].get("limits", {}))
+    assert "kubernetes.io/hostname" not in (pod["spec"].get("nodeSelector") or {})

@@ -144,8 +144,9 @@ def test_gpu_scheduler_service_and_roles():
         "gpu_public_prefix": "/services/gpu-scheduler/",
         "gpu_secret": "s3cret",
         "gpu_max_wait": 3600.0,
-        "start_timeout": 3900,
     }
+    # the wait in the queue is part of the start; the backend's table decides it
+    assert t["LocalSpawner"]["start_timeout"] == 3900
     roles = {r["name"]: r for r in t["JupyterHub"]["load_roles"]}
     assert sorted(roles["gpu-scheduler"]["scopes"]) == sorted(
         [
@@ -164,6 +165,54 @@ def test_gpu_scheduler_off_by_default():
     t = traits()
     assert [s["name"] for s in t["JupyterHub"]["services"]] == ["idle-culler"]
     assert t["GpuMixin"] == {}
+    assert "start_timeout" not in t["LocalSpawner"]  # JupyterHub's own
+
+
+def test_docker_gpu_scheduler_listens_on_the_gateway():
+    cfg = {
+        "backend": "docker",
+        "hub": {"bind_url": "http://0.0.0.0:8000/lab/"},
+        "gpus": {"enabled": True, "devices": [{"uuid": "GPU-0", "model": "A100"}]},
+    }
+    t = traits(cfg, docker_gateway="172.30.0.1", gpu_secret="s3cret")
+    services = {s["name"]: s for s in t["JupyterHub"]["services"]}
+    assert services["gpu-scheduler"]["url"] == "http://172.30.0.1:8095"
+    assert services["gpu-scheduler"]["environment"]["DLHUB_GPU_SHARED_SECRET"] == "s3cret"
+    assert t["GpuMixin"] == {
+        "gpu_scheduler_url": "http://172.30.0.1:8095/lab/services/gpu-scheduler/",
+        "gpu_public_prefix": "/lab/services/gpu-scheduler/",
+        "gpu_secret": "s3cret",
+        "gpu_max_wait": 3600.0,
+    }
+    assert t["DockerSpawner"]["start_timeout"] == 3900
+    assert t["Spawner"]["server_token_scopes"] == mapping.SERVER_TOKEN_SCOPES
+
+
+def test_every_backend_gets_the_same_sections_everywhere_else():
+    """One table per backend: the sections they share are filled by one function, and
+    only what the backend decides differs."""
+    shared = traits()
+    for backend, kw in [
+        ("docker", {"docker_gateway": "172.30.0.1"}),
+        ("kubernetes", {"environ": {"DLHUB_RELEASE": "lab", "DLHUB_HUB_CONNECT_URL": "http://h"}}),
+    ]:
+        t = traits({"backend": backend}, **kw)
+        for section in ("Authenticator", "DlhubAuthenticator", "NativeAuthenticator", "Spawner"):
+            assert t[section] == shared[section], (backend, section)
+        decided = {"hub_bind_url", "spawner_class", "cleanup_servers", "hub_connect_url"}
+        for key in set(shared["JupyterHub"]) - decided:
+            assert t["JupyterHub"][key] == shared["JupyterHub"][key], (backend, key)
+
+
+def test_a_value_set_twice_is_refused():
+    import pytest
+
+    assert mapping.merged({"A": {"x": 1}}, {"A": {"y": 2}, "B": {}}) == {
+        "A": {"x": 1, "y": 2},
+        "B": {},
+    }
+    with pytest.raises(RuntimeError, match="A: x decided twice"):
+        mapping.merged({"A": {"x": 1}}, {"A": {"x": 2}})
 
 
 def test_local_dirs_as_root_are_outside_the_data_dir():

@@ -47,7 +47,7 @@ tests/chart/test_claim_names.py compares the two.
 
 {{- /*
 The claim of a group volume: <fullname>-group-<slug of the group>, at most 63 characters;
-call with (list $ GROUP). hub_config.kubernetes.group_claim makes the same name.
+call with (list $ GROUP). hub_config.k8s_objects.group_claim makes the same name.
 */}}
 {{- define "dlhub.groupClaim" -}}
 {{- $prefix := printf "%s-group-" (include "dlhub.fullname" (index . 0)) }}
