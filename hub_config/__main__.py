@@ -136,7 +136,7 @@ def read_password(stdin=None) -> str:
 
 def cmd_admin(args) -> int:
     """Make the account of an admin named in auth.admin_users, on the command line."""
-    from . import approval
+    from .admin_password import set_admin_password
 
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
@@ -155,7 +155,7 @@ def cmd_admin(args) -> int:
     datadir.prepare(data_dir, db)
     try:
         password = read_password()
-        made = approval.set_admin_password(mapping.auth_traits(cfg, data_dir), db, name, password)
+        made = set_admin_password(mapping.auth_traits(cfg, data_dir), db, name, password)
     except ValueError as e:
         print(f"dlhub: {e}.", file=sys.stderr)
         return 1
