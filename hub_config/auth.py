@@ -45,6 +45,12 @@ class _NoStats:
 
 
 class LoginHandler(login_checks.LoginChecks, handlers.LoginHandler):
+    """NativeAuthenticator's login page with dlhub's checks in front of it.
+
+    Order of the bases: ``LoginChecks`` (throttle, username rule, lock-out message) before
+    NativeAuthenticator's handler, whose ``post`` runs once the checks pass.
+    """
+
     statsd = _NoStats()
 
     def render_template(self, name, **ns):
@@ -53,6 +59,13 @@ class LoginHandler(login_checks.LoginChecks, handlers.LoginHandler):
 
 
 class SignUpHandler(login_checks.SignUpChecks, approval.FirstAdminGuard, handlers.SignUpHandler):
+    """NativeAuthenticator's sign-up page with dlhub's checks in front of it.
+
+    Order of the bases: ``SignUpChecks`` (throttle, rules, pending limit), then
+    ``FirstAdminGuard`` (unclaimed admin names), then NativeAuthenticator's handler, which
+    stores the account.
+    """
+
     def get_result_message(self, user, *args):
         # NativeAuthenticator tells everyone but admins to wait for the admin; an account
         # approved at sign-up can log in now, and its owner should hear so
