@@ -45,7 +45,7 @@ from gpu_scheduler.service import State, make_app
 from hub_config import mapping, roster
 from hub_config.config import ConfigError, schema, validate
 from hub_config.gpu import GpuMixin
-from hub_config.kubernetes import gpu_placement
+from hub_config.k8s_objects import gpu_placement
 
 PREFIX = "/services/gpu-scheduler/"
 LABEL = "nvidia.com/gpu.product"
