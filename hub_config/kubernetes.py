@@ -14,16 +14,24 @@ is KubeSpawner's own.
 from __future__ import annotations
 
 import copy
+import re
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Float, Unicode
+from traitlets import Float, TraitError, Unicode, validate
 
 from . import token_secret
 from .gpu import GpuMixin
 from .k8s_objects import gpu_placement, listed, volume_mounts
 from .spawners import ProfilesMixin, VolumesMixin
+
+#: A Kubernetes object name as the chart's prefix must be (an RFC 1123 label).
+KUBERNETES_NAME = re.compile(r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+#: A Kubernetes label key: an optional DNS prefix and ``/``, then a name of 1-63 characters.
+LABEL_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+)
 
 
 class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
@@ -39,28 +47,72 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
     """
 
     default_image = Unicode(
-        config=True,
-        help="Image of profiles that name none (platform config `kubernetes.image`).",
-    )
+        help="""Image of profiles that name none, e.g. ``dlhub/singleuser:latest``.
+
+        Set from the platform config's ``kubernetes.image``; no default.
+        """,
+    ).tag(config=True)
+
     gpu_product_label = Unicode(
         "nvidia.com/gpu.product",
-        config=True,
-        help="""Node label naming the GPU model; a server leased GPUs is placed on a node
-        whose label has the leased model (platform config `kubernetes.gpu_product_label`).""",
-    )
+        help="""Node label naming the GPU model: a server leased GPUs is placed on a node
+        whose label has the leased model (e.g. ``NVIDIA-A100-SXM4-40GB``).
+
+        Default ``nvidia.com/gpu.product`` (set by NVIDIA's GPU feature discovery); a
+        Kubernetes label key, ``[prefix/]name``. Set from the platform config's
+        ``kubernetes.gpu_product_label``.
+        """,
+    ).tag(config=True)
+
     release_fullname = Unicode(
         "dlhub",
-        config=True,
-        help="""Prefix of the chart's object names (`<fullname>`): the shared volumes'
-        claims are `<fullname>-datasets`, `<fullname>-shared`, `<fullname>-group-<group>`.""",
-    )
+        help="""Prefix of the chart's object names (``<fullname>``): the shared volumes'
+        claims are ``<fullname>-datasets``, ``<fullname>-shared``,
+        ``<fullname>-group-<group>``.
+
+        Default ``dlhub``; the chart passes its fullname (e.g. ``myhub-dlhub``). Lower-case
+        letters, digits and ``-``, at most 63 characters, as in a Kubernetes name.
+        """,
+    ).tag(config=True)
+
     guarantee_fraction = Float(
         0.25,
-        config=True,
-        help="""Share of a profile's CPU and memory limits a pod requests (is guaranteed):
-        0.25 with a limit of 2 CPUs and 4G requests 0.5 CPU and 1G. 1 makes every server
-        a Guaranteed pod; lower values let more servers share a node.""",
-    )
+        help="""Share of a profile's CPU and memory limits a pod requests (is
+        guaranteed), more than 0 and at most 1.
+
+        Default 0.25: a limit of 2 CPUs and 4G requests 0.5 CPU and 1G. 1 makes every
+        server a Guaranteed pod; lower values let more servers share a node.
+        """,
+    ).tag(config=True)
+
+    @validate("guarantee_fraction")
+    def _valid_guarantee_fraction(self, proposal):
+        fraction = proposal["value"]
+        if not 0 < fraction <= 1:
+            raise TraitError(
+                f"guarantee_fraction must be more than 0 and at most 1, not {fraction}."
+            )
+        return fraction
+
+    @validate("release_fullname")
+    def _valid_release_fullname(self, proposal):
+        name = proposal["value"]
+        if not KUBERNETES_NAME.fullmatch(name):
+            raise TraitError(
+                f"release_fullname {name!r} is not a Kubernetes name: use at most 63 "
+                "lower-case letters, digits or '-', starting and ending with a letter or digit."
+            )
+        return name
+
+    @validate("gpu_product_label")
+    def _valid_gpu_product_label(self, proposal):
+        label = proposal["value"]
+        if not LABEL_KEY.fullmatch(label):
+            raise TraitError(
+                f"gpu_product_label {label!r} is not a Kubernetes label key such as "
+                "nvidia.com/gpu.product."
+            )
+        return label
 
     _gpu_placement_error: str | None = None
 
@@ -121,7 +173,10 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
 
     async def start(self):
         self.mount_volumes()
-        # progress() tells this start's pod from the last one by this future
+        # progress() tells this start's pod from the last one by this future.
+        # KubeSpawner._start_future (the pod's start, followed by KubeSpawner.progress):
+        # private to KubeSpawner, checked against KubeSpawner 7.1.0
+        # (tests/unit/test_upstream_contract.py); _log_name is JupyterHub 6.1.1's
         self._start_future = None
         # the token the pod's environment refers to, before the pod is made
         await self._replace_token_secret(self._split_env()[1])

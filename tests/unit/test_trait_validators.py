@@ -1,5 +1,6 @@
 """Each setting that can be wrong is refused when set, with a message naming it."""
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -90,3 +91,61 @@ def test_throttle_counts_are_not_negative(trait):
     with pytest.raises(TraitError, match=trait):
         CredentialRules(**{trait: -1})
     assert getattr(CredentialRules(**{trait: 0}), trait) == 0
+
+
+#: a kubeconfig naming an API server that is never contacted (nothing here starts a pod)
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+@pytest.fixture
+def kube_spawner(tmp_path, monkeypatch):
+    """A KubernetesSpawner made with settings (KubeSpawner makes its client on a loop)."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    from kubernetes_asyncio.config import kube_config
+
+    from hub_config.kubernetes import KubernetesSpawner
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+    def make(**settings):
+        async def made():
+            return KubernetesSpawner(_mock=True, user=user(), namespace="dlhub", **settings)
+
+        return asyncio.run(made())
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("trait", "value"),
+    [
+        ("guarantee_fraction", 0),
+        ("guarantee_fraction", -0.25),
+        ("guarantee_fraction", 1.5),
+        ("release_fullname", "My-Hub"),
+        ("release_fullname", "dlhub-"),
+        ("release_fullname", "x" * 64),
+        ("gpu_product_label", ""),
+        ("gpu_product_label", "nvidia.com/"),
+        ("gpu_product_label", "gpu product"),
+    ],
+)
+def test_kubernetes_settings_refuse_wrong_values(kube_spawner, trait, value):
+    with pytest.raises(TraitError, match=trait):
+        kube_spawner(**{trait: value})
+
+
+def test_kubernetes_settings_keep_right_values(kube_spawner):
+    spawner = kube_spawner(
+        guarantee_fraction=1, release_fullname="lab-dlhub", gpu_product_label="gpu.product"
+    )
+    assert (spawner.guarantee_fraction, spawner.release_fullname) == (1, "lab-dlhub")
+    assert spawner.gpu_product_label == "gpu.product"
