@@ -4,6 +4,8 @@
   module; a failing test gets the last lines of each running hub's log in its report.
 - ``require_hub_parts``: skip (locally) or fail (with ``CI`` set) when the user environment
   or the proxy is not installed.
+- ``kubeconfig``: a kubeconfig naming an API server that is never contacted, for tests
+  that make KubeSpawner objects without a cluster (KubeSpawner reads it when made).
 """
 
 from __future__ import annotations
@@ -47,3 +49,25 @@ def pytest_runtest_makereport(item, call):
         for hub in _running:
             tail = "\n".join(hub.log().splitlines()[-150:])
             report.sections.append((f"hub log {hub.log_file}", tail))
+
+
+#: an API server address nothing listens on: a test using it starts no pod
+OFFLINE_KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    from kubernetes_asyncio.config import kube_config
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(OFFLINE_KUBECONFIG)
+    # kubernetes_asyncio read $KUBECONFIG when imported: point its default at this file
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    return path

@@ -68,26 +68,11 @@ TRICKY = [
     "x" * 64 + "-",
 ]
 
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
-
 #: What the chart gives the hub (nothing here is contacted).
 CHART_ENV = {"DLHUB_RELEASE": "dlhub", "DLHUB_HUB_CONNECT_URL": "http://hub:8081"}
 
 
-@pytest.fixture(autouse=True)
-def kubeconfig(tmp_path, monkeypatch):
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+pytestmark = pytest.mark.usefixtures("kubeconfig")  # KubeSpawner reads it when made
 
 
 def user(name: str):

@@ -378,26 +378,6 @@ def test_the_whole_result_for_gpus_on_the_chart():
     assert "start_timeout" not in t["GpuMixin"]
 
 
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
-
-
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch):
-    """A kubeconfig naming an API server that is never contacted."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-
-
 def gpu_pod(traits: dict, groups: list[str], devices: list[str]):
     """The spawner configured with ``traits`` as the hub configures it, and the pod it
     would ask for after choosing the profile "t4" and being leased ``devices`` (what

@@ -11,25 +11,7 @@ from hub_config.spawners import DockerSpawner, LocalSpawner
 
 PROFILE = {"name": "gpu", "display_name": "One GPU", "gpus": 1, "cpu_limit": 2.0}
 
-#: a kubeconfig naming an API server that is never contacted (nothing here starts a pod)
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
-
-
-@pytest.fixture(autouse=True)
-def kubeconfig(tmp_path, monkeypatch):
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
-    # read by KubeSpawner when it is made (the module read $KUBECONFIG when imported)
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+pytestmark = pytest.mark.usefixtures("kubeconfig")  # KubeSpawner reads it when made
 
 
 def make(cls):

@@ -5,21 +5,10 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-import pytest
-
 from hub_config.kubernetes import KubernetesSpawner
 from hub_config.token_secret import SECRET_LABEL, secret_manifest, split_env
 
 TOKEN = "0123456789abcdef-the-servers-token"
-
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def ref(name, key):
@@ -54,15 +43,6 @@ def test_secret_manifest():
         "type": "Opaque",
         "stringData": {"JUPYTERHUB_API_TOKEN": TOKEN},
     }
-
-
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch):
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
 def test_the_pod_manifest_refers_to_the_secret_and_holds_no_token(kubeconfig):

@@ -93,27 +93,10 @@ def test_throttle_counts_are_not_negative(trait):
     assert getattr(CredentialRules(**{trait: 0}), trait) == 0
 
 
-#: a kubeconfig naming an API server that is never contacted (nothing here starts a pod)
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
-
-
 @pytest.fixture
-def kube_spawner(tmp_path, monkeypatch):
+def kube_spawner(kubeconfig):
     """A KubernetesSpawner made with settings (KubeSpawner makes its client on a loop)."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
     from hub_config.kubernetes import KubernetesSpawner
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
     def make(**settings):
         async def made():

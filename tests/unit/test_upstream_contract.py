@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from jupyterhub import proxy
 from jupyterhub.handlers import login
 from jupyterhub.spawner import Spawner
@@ -28,16 +27,6 @@ CHECKED = {
     "dockerspawner": "14.0.0",
     "jupyterhub-nativeauthenticator": "1.3.0",
 }
-
-#: a kubeconfig naming an API server that is never contacted
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def pinned() -> dict[str, str]:
@@ -96,15 +85,6 @@ def test_login_handlers_render_the_page_through_render():
         assert params[:3] == ["self", "login_error", "username"], cls
     assert "self._render(" in inspect.getsource(handlers.LoginHandler.post)
     assert "self._render(" in inspect.getsource(login.LoginHandler.get)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch):
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    from kubernetes_asyncio.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
 def test_kubespawner_start_future_is_none_until_start(kubeconfig):
