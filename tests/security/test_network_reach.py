@@ -25,6 +25,7 @@ import time
 import pytest
 from securitykit import BACKENDS, NET_PROBE, container, gateway
 
+from gputest import gpu_hub_config
 from hub_config import host_rules
 from hub_config.docker_network import bridge_name
 from hub_config.host_firewall import close_host, forget_removed_networks
@@ -42,14 +43,7 @@ HUB_ONLY = [
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def hub(request, hubs):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-        },
-        "profiles": [{"name": "cpu", "default": True}],
-    }
+    config = gpu_hub_config([{"name": "cpu", "default": True}], count=1)
     hub = hubs.start(request.param, config, name="reach")
     yield hub
     hubs.stop(hub)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 from securitykit import BACKENDS
 
-from hubtest import free_port, run_ok, start_server, stop_server, token_api
+from gputest import gpu_hub_config
+from hubtest import run_ok, start_server, stop_server, token_api
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +21,7 @@ SCHEDULER = "/services/gpu-scheduler/"
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def hub(request, hubs):
-    config = {
-        "gpus": {
-            "enabled": True,
-            "devices": [{"uuid": "GPU-0", "model": "A100"}],
-            "port": free_port(),
-        },
-        "profiles": [{"name": "cpu", "default": True}],
-    }
+    config = gpu_hub_config([{"name": "cpu", "default": True}], count=1)
     hub = hubs.start(request.param, config, name="servertoken")
     yield hub
     hubs.stop(hub)
