@@ -88,7 +88,7 @@ def detect(root: Path = ROOT, euid: int | None = None) -> Support:
 
 
 class CgroupError(RuntimeError):
-    pass
+    """A server's cgroup could not be made or joined; the message says which and why."""
 
 
 class ServerCgroup:

@@ -208,6 +208,8 @@ def parse(text: str, source: str = "roster.csv") -> list[Row]:
 
 @dataclass(frozen=True)
 class CreateUser:
+    """Create a user named in the roster (an admin when its ``admin`` column says so)."""
+
     name: str
     admin: bool = False
 
@@ -230,6 +232,8 @@ class DeleteUser:
 
 @dataclass(frozen=True)
 class SetAdmin:
+    """Give or take a user's admin rights, as the roster's ``admin`` column says."""
+
     name: str
     admin: bool
 
@@ -244,6 +248,8 @@ class SetAdmin:
 
 @dataclass(frozen=True)
 class CreateGroup:
+    """Create a group the roster names that the hub does not have yet."""
+
     name: str
 
     def describe(self) -> str:
@@ -265,6 +271,8 @@ class DeleteGroup:
 
 @dataclass(frozen=True)
 class AddMembers:
+    """Add users to a group, as the roster's ``groups`` column says."""
+
     group: str
     users: tuple[str, ...]
 
@@ -277,6 +285,8 @@ class AddMembers:
 
 @dataclass(frozen=True)
 class RemoveMembers:
+    """Remove roster users from a group their ``groups`` column no longer lists."""
+
     group: str
     users: tuple[str, ...]
 

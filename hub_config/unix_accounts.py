@@ -23,7 +23,7 @@ _lock = threading.Lock()
 
 
 class CommandError(RuntimeError):
-    pass
+    """A system tool (useradd, groupadd, gpasswd) failed; the message holds its output."""
 
 
 def _run(*command: str, attempts: int = 20) -> None:

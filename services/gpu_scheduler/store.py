@@ -72,7 +72,7 @@ INITIAL_COLUMNS = {
 
 
 class Base(DeclarativeBase):
-    pass
+    """The declarative base of the scheduler's tables (what the migrations follow)."""
 
 
 class RequestRow(Base):
@@ -98,6 +98,8 @@ class RequestRow(Base):
 
 
 class QuotaRow(Base):
+    """A group's GPU quota as last set by an admin."""
+
     __tablename__ = "gpu_quotas"
 
     group: Mapped[str] = mapped_column(String(255), primary_key=True)
