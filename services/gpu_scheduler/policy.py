@@ -15,10 +15,16 @@ Rules, in the order :meth:`Scheduler.schedule` applies them:
    idle capacity; such leases are *borrowed* and are the first taken back.
 
 A device is never in two leases; :meth:`Scheduler.check` asserts the invariants.
+
+The inventory may change while leases run (:meth:`Scheduler.set_devices`: a GPU node joins
+or leaves the cluster). A device that leaves while a lease holds it stays in that lease
+(:attr:`Scheduler.departed`) until the lease is released, and is never granted again
+unless it comes back.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 
@@ -48,11 +54,9 @@ class Scheduler:
         quotas: dict[str, int] | None = None,
         default_quota: int = 0,
     ):
-        self.devices: dict[str, Device] = {}
-        for device in devices:
-            if device.uuid in self.devices:
-                raise ValueError(f"device {device.uuid} is listed twice")
-            self.devices[device.uuid] = device
+        self.devices: dict[str, Device] = _by_uuid(devices)
+        #: devices gone from the inventory that a lease still holds, until it is released
+        self.departed: dict[str, Device] = {}
         self.quotas: dict[str, int] = dict(quotas or {})
         self.default_quota = default_quota
         self.leases: dict[str, Lease] = {}
@@ -66,6 +70,10 @@ class Scheduler:
         self._one_host = len({d.host for d in self.devices.values()}) <= 1
 
     # --- queries ---------------------------------------------------------------------
+
+    def device(self, uuid: str) -> Device:
+        """The device ``uuid`` of the inventory, or departed from it but still leased."""
+        return self.devices[uuid] if uuid in self.devices else self.departed[uuid]
 
     def quota(self, groups: Iterable[str]) -> int:
         """The most generous quota among ``groups`` (``default_quota`` for none)."""
@@ -162,11 +170,29 @@ class Scheduler:
         return self.schedule(now)
 
     def release(self, lease_id: str, now: float) -> Step:
-        """A server stopped: free its GPUs and hand them on."""
+        """A server stopped: free its GPUs and hand them on (those departed from the
+        inventory are forgotten)."""
         lease = self.leases.pop(lease_id, None)
         if lease is not None:
             self._held[lease.user] -= len(lease.devices)
+            for uuid in lease.devices:
+                self.departed.pop(uuid, None)
         self.taking_back.discard(lease_id)
+        return self.schedule(now)
+
+    def set_devices(self, devices: Iterable[Device], now: float) -> Step:
+        """The inventory changed (a GPU node joined or left): take ``devices`` as the whole
+        of it and run a scheduling pass, which may grant new devices to waiting requests.
+
+        A leased device that is no longer listed stays with its lease (in
+        :attr:`departed`, counted nowhere as capacity) until the lease is released; one
+        that comes back is an inventory device again. Waiting requests stay queued even if
+        no device of their kind is left (a node may be back soon)."""
+        new = _by_uuid(devices)
+        leased = self.leased_devices()
+        self.departed = {uuid: self.device(uuid) for uuid in leased if uuid not in new}
+        self.devices = new
+        self._one_host = len({d.host for d in self.devices.values()}) <= 1
         return self.schedule(now)
 
     def restore_lease(self, lease: Lease, taking_back: bool = False) -> None:
@@ -309,12 +335,13 @@ class Scheduler:
         return chosen
 
     def _matching_ids(self, lease: Lease, model: str | None) -> list[str]:
-        return [u for u in lease.devices if model in (None, self.devices[u].model)]
+        return [u for u in lease.devices if model in (None, self.device(u).model)]
 
     # --- estimates -------------------------------------------------------------------
 
     def eta(self, request_id: str, now: float) -> float:
-        """Seconds until a waiting request is expected to get its GPUs.
+        """Seconds until a waiting request is expected to get its GPUs (infinite while the
+        inventory has too few of them).
 
         Every lease is expected to end when its idle budget runs out if it goes idle now
         (at the latest at its maximum lifetime); a lease being taken back ends now. The
@@ -328,9 +355,13 @@ class Scheduler:
                 free_at[uuid] = end
         for request in self.waiting():
             candidates = sorted(
-                (uuid for uuid in free_at if request.model in (None, self.devices[uuid].model)),
+                (uuid for uuid in free_at if request.model in (None, self.device(uuid).model)),
                 key=lambda u: free_at[u],
             )[: request.count]
+            if len(candidates) < request.count:  # its GPUs left the inventory: none soon
+                if request.id == request_id:
+                    return math.inf
+                continue
             start = max(free_at[u] for u in candidates)
             if request.id == request_id:
                 return max(0.0, start - now)
@@ -349,7 +380,7 @@ class Scheduler:
         for lease in self.leases.values():
             assert len(lease.devices) == lease.request.count, lease
             for uuid in lease.devices:
-                assert uuid in self.devices, uuid
+                assert uuid in self.devices or uuid in self.departed, uuid
                 assert uuid not in seen, f"device {uuid} in two leases"
                 seen.add(uuid)
         assert not set(self.leases) & set(self.queue), "a request both waits and holds"
@@ -362,3 +393,12 @@ class Scheduler:
 def _blocked(model: str | None, blocked: set[str | None]) -> bool:
     """Is every device a request for ``model`` could take wanted by an earlier request?"""
     return None in blocked or (model is not None and model in blocked)
+
+
+def _by_uuid(devices: Iterable[Device]) -> dict[str, Device]:
+    out: dict[str, Device] = {}
+    for device in devices:
+        if device.uuid in out:
+            raise ValueError(f"device {device.uuid} is listed twice")
+        out[device.uuid] = device
+    return out

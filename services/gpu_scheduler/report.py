@@ -29,8 +29,8 @@ def lease_view(
         "devices": [
             {
                 "uuid": u,
-                "model": scheduler.devices[u].model,
-                "index": scheduler.devices[u].index,
+                "model": scheduler.device(u).model,
+                "index": scheduler.device(u).index,
                 "utilisation": utilisation.get(u),
             }
             for u in lease.devices
@@ -56,7 +56,8 @@ def wait_view(request, scheduler: Scheduler, now: float) -> dict:
         "model": request.model,
         "submitted_at": request.submitted_at,
         "position": scheduler.position(request.id),
-        "eta_s": round(scheduler.eta(request.id, now)),
+        # while its GPUs are gone from the inventory, no end is known: a day is shown
+        "eta_s": round(min(scheduler.eta(request.id, now), 86400.0)),
     }
 
 

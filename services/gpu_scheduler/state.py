@@ -69,6 +69,11 @@ class State:
             self.store.save(self.scheduler)
         return step
 
+    def set_devices(self, devices):
+        """The inventory changed (:meth:`.policy.Scheduler.set_devices` at this clock's
+        now): waiting requests may be granted the new devices."""
+        return self.saved(self.scheduler.set_devices(devices, self.clock()))
+
     def show_lease(self, lease, now: float) -> dict:
         """A lease as the API and the pages show it (:func:`.report.lease_view`): with the
         last known utilisation of its GPUs and the warning from ``warn_before``."""
