@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 import signal
-import uuid
 
 import docker
 import pytest
 
+from dockertest import USER_IMAGE as IMAGE
+from dockertest import docker_section, network_gateway, user_container
 from hub_config.naming import safe_slug
 from hubtest import (
-    docker_engine_with,
-    remove_docker_objects,
     run_code,
     start_server,
     stop_server,
@@ -26,27 +25,18 @@ from hubtest import (
 
 pytestmark = pytest.mark.docker
 
-IMAGE = "dlhub/singleuser:0.1.0"
+#: the name prefix and network of this module's hub (tests/e2e/conftest.py: names)
+DOCKER_NAMES = ("dlt", "dlhub-test")
+
 POLL_INTERVAL = 5
 
 
 @pytest.fixture(scope="module")
-def engine():
-    return docker_engine_with(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def names():
-    tag = uuid.uuid4().hex[:6]
-    return {"prefix": f"dlt{tag}", "network": f"dlhub-test-{tag}"}
-
-
-@pytest.fixture(scope="module")
-def hub(engine, names, hub_factory):
+def hub(names, hub_factory):
     config = {
         "backend": "docker",
         "hub": {"poll_interval": POLL_INTERVAL},
-        "docker": {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]},
+        "docker": docker_section(names),
         "profiles": [
             {"name": "standard", "cpu_limit": 1, "mem_limit": "1G", "default": True},
             {"name": "tiny", "cpu_limit": 0.5, "mem_limit": "512M"},
@@ -55,8 +45,7 @@ def hub(engine, names, hub_factory):
     }
     hub = hub_factory(config, name="docker")
     yield hub
-    hub.stop()
-    remove_docker_objects(engine, names["prefix"], names["network"])
+    hub.stop()  # before `names` removes the containers, volumes and network
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +66,6 @@ def users(hub, admin_token):
     return tokens
 
 
-def container(engine, names, user):
-    return engine.containers.get(f"{names['prefix']}-{safe_slug(user)}")
-
-
 TF_FIT = """
 import numpy as np, keras, os
 x, y = np.random.rand(32, 3).astype("float32"), np.random.rand(32, 1).astype("float32")
@@ -97,7 +82,7 @@ def test_two_users_run_tensorflow_in_their_own_containers(hub, engine, names, us
         loss, uid, cwd = out["stdout"].split()
         assert math.isfinite(float(loss))
         assert uid == "1000" and cwd == "/home/jovyan"
-        c = container(engine, names, user)
+        c = user_container(engine, names, user)
         assert c.status == "running"
         assert c.image.tags == [IMAGE]
         # the home is the user's own named volume; besides it only the default shared
@@ -131,11 +116,10 @@ def test_other_users_server_is_forbidden(hub, users):
 
 
 def test_container_cannot_reach_proxy_api_or_other_servers(hub, engine, names, users):
-    bob_ip = container(engine, names, "bob").attrs["NetworkSettings"]["Networks"][
+    bob_ip = user_container(engine, names, "bob").attrs["NetworkSettings"]["Networks"][
         names["network"]
     ]["IPAddress"]
-    network = engine.networks.get(names["network"])
-    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = network_gateway(engine, names["network"])
     api_port = hub.config["hub"]["proxy_api_port"]
     hub_port = hub.config["hub"]["hub_port"]
     code = f"""
@@ -195,21 +179,21 @@ def test_user_with_escaped_characters_spawns(hub, admin_token, engine, names):
     r = token_api(hub.url, admin_token, "POST", f"/hub/api/users/{user}", json={})
     assert r.status_code == 201
     start_server(hub.url, admin_token, user)
-    assert container(engine, names, user).status == "running"
+    assert user_container(engine, names, user).status == "running"
     stop_server(hub.url, admin_token, user)
     with pytest.raises(docker.errors.NotFound):
-        container(engine, names, user)  # removed on stop; the home volume stays
+        user_container(engine, names, user)  # removed on stop; the home volume stays
     assert engine.volumes.get(f"{names['prefix']}-home-{safe_slug(user)}")
 
 
 def test_hub_killed_servers_survive_and_come_back(hub, engine, names, users):
-    before = {u: container(engine, names, u).id for u in users}
+    before = {u: user_container(engine, names, u).id for u in users}
     started = {
         u: token_api(hub.url, t, "GET", f"/hub/api/users/{u}").json()["servers"][""]["started"]
         for u, t in users.items()
     }
     hub.stop(sig=signal.SIGKILL)
-    assert {u: container(engine, names, u).status for u in users} == {
+    assert {u: user_container(engine, names, u).status for u in users} == {
         "alice": "running",
         "bob": "running",
     }
@@ -222,11 +206,11 @@ def test_hub_killed_servers_survive_and_come_back(hub, engine, names, users):
         wait_for(reachable, 60, what=f"{user}'s server through the restarted hub")
         model = token_api(hub.url, token, "GET", f"/hub/api/users/{user}").json()
         assert model["servers"][""]["started"] == started[user]  # not spawned again
-        assert container(engine, names, user).id == before[user]
+        assert user_container(engine, names, user).id == before[user]
 
 
 def test_container_killed_outside_is_noticed(hub, engine, names, users):
-    container(engine, names, "bob").kill()
+    user_container(engine, names, "bob").kill()
 
     def stopped():
         model = token_api(hub.url, users["bob"], "GET", "/hub/api/users/bob").json()

@@ -7,16 +7,14 @@ the hub on this backend).
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import requests
 
+from dockertest import docker_section
 from gputest import SchedulerClient, gpu_hub_config
 from hub_config.docker_gpu import NO_NVIDIA_RUNTIME
 from hubtest import (
-    docker_engine_with,
-    remove_docker_objects,
     start_server,
     stop_server,
     token_api,
@@ -25,18 +23,12 @@ from hubtest import (
 
 pytestmark = pytest.mark.docker
 
-IMAGE = "dlhub/singleuser:0.1.0"
+#: the name prefix and network of this module's hub (tests/e2e/conftest.py: names)
+DOCKER_NAMES = ("dlg", "dlhub-gpu")
 
 
 @pytest.fixture(scope="module")
-def engine():
-    return docker_engine_with(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def hub(engine, hub_factory):
-    tag = uuid.uuid4().hex[:6]
-    names = {"prefix": f"dlg{tag}", "network": f"dlhub-gpu-{tag}"}
+def hub(names, hub_factory):
     profiles = [
         {"name": "standard", "cpu_limit": 1, "mem_limit": "1G", "default": True},
         {"name": "gpu", "cpu_limit": 1, "mem_limit": "1G", "gpus": 1},
@@ -44,13 +36,12 @@ def hub(engine, hub_factory):
     config = {
         **gpu_hub_config(profiles, count=1),
         "backend": "docker",
-        "docker": {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]},
+        "docker": docker_section(names),
         "culling": {"enabled": False},
     }
     hub = hub_factory(config, name="dockergpu")
     yield hub
-    hub.stop()
-    remove_docker_objects(engine, names["prefix"], names["network"])
+    hub.stop()  # before `names` removes the containers, volumes and network
 
 
 @pytest.fixture(scope="module")

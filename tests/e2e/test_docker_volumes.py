@@ -6,14 +6,11 @@ alice and bob are in the group `physics` (a read-write group volume), carol is n
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from hub_config.naming import safe_slug
+from dockertest import USER_IMAGE as IMAGE
+from dockertest import docker_section, user_container
 from hubtest import (
-    docker_engine_with,
-    remove_docker_objects,
     run_code,
     run_ok,
     start_server,
@@ -23,19 +20,10 @@ from hubtest import (
 
 pytestmark = pytest.mark.docker
 
-IMAGE = "dlhub/singleuser:0.1.0"
+#: the name prefix and network of this module's hub (tests/e2e/conftest.py: names)
+DOCKER_NAMES = ("dlv", "dlhub-vol")
+
 HOME = "/home/jovyan"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    return docker_engine_with(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def names():
-    tag = uuid.uuid4().hex[:6]
-    return {"prefix": f"dlv{tag}", "network": f"dlhub-vol-{tag}"}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +41,7 @@ def hub(engine, names, hub_factory):
     )
     config = {
         "backend": "docker",
-        "docker": {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]},
+        "docker": docker_section(names),
         "volumes": {
             "groups": [{"group": "physics"}, {"group": "course", "others": "read"}],
         },
@@ -65,8 +53,7 @@ def hub(engine, names, hub_factory):
     }
     hub = hub_factory(config, name="dockervolumes")
     yield hub
-    hub.stop()
-    remove_docker_objects(engine, names["prefix"], names["network"])
+    hub.stop()  # before `names` removes the containers, volumes and network
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +88,7 @@ def tokens(hub, sessions):
 
 
 def mounts(engine, names, user) -> dict[str, tuple[str, str, bool]]:
-    c = engine.containers.get(f"{names['prefix']}-{safe_slug(user)}")
+    c = user_container(engine, names, user)
     return {
         m["Destination"]: (m["Type"], m.get("Name", m["Source"]), m["RW"])
         for m in c.attrs["Mounts"]

@@ -13,6 +13,7 @@ import uuid
 import pytest
 import yaml
 
+from dockertest import USER_IMAGE
 from hubtest import (
     Browserless,
     docker_engine_with,
@@ -27,7 +28,6 @@ from hubtest import (
 pytestmark = pytest.mark.docker
 
 HUB_IMAGE = "dlhub/hub:0.1.0"
-USER_IMAGE = "dlhub/singleuser:0.1.0"
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,15 @@ Helpers (users, code run as a user, containers) are in ``securitykit``.
 from __future__ import annotations
 
 import pytest
-from securitykit import IMAGE, Hubs
+from securitykit import Hubs
 
+from dockertest import USER_IMAGE
 from hubtest import docker_engine_with
 
 
 @pytest.fixture(scope="session")
 def engine():
-    return docker_engine_with(IMAGE)
+    return docker_engine_with(USER_IMAGE)
 
 
 @pytest.fixture(scope="module")

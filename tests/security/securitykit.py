@@ -3,16 +3,12 @@ with tokens, and the user containers of the docker backend."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 import hubtest
+from dockertest import docker_names, docker_section, network_gateway, user_container
 from hub_config.host_firewall import forget_removed_networks
-from hub_config.naming import safe_slug
 from hubtest import RunningHub, _merge, remove_docker_objects, token_api
-
-IMAGE = "dlhub/singleuser:0.1.0"
 
 #: the backends a module runs against: local always, docker where the engine and image are
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
@@ -32,10 +28,8 @@ class Hubs:
         names = None
         if backend == "docker":
             self.request.getfixturevalue("engine")  # the engine and the image, or part_missing
-            tag = uuid.uuid4().hex[:6]
-            names = {"prefix": f"dls{tag}", "network": f"dlhub-sec-{tag}"}
-            docker = {"image": IMAGE, "network": names["network"], "name_prefix": names["prefix"]}
-            config = _merge({"backend": "docker", "docker": docker}, config)
+            names = docker_names("dls", "dlhub-sec")
+            config = _merge({"backend": "docker", "docker": docker_section(names)}, config)
         config.setdefault("culling", {"enabled": False})
         hub = self.hub_factory(config, name=f"{name}-{backend}")
         hub.backend, hub.names = backend, names
@@ -75,13 +69,12 @@ def run_ok(hub: RunningHub, token: str, user: str, code: str) -> str:
 
 def container(engine, hub: RunningHub, user: str):
     """The docker backend's container of ``user``'s default server."""
-    return engine.containers.get(f"{hub.names['prefix']}-{safe_slug(user)}")
+    return user_container(engine, hub.names, user)
 
 
 def gateway(engine, hub: RunningHub) -> str:
     """The gateway of the hub's user network (where containers reach the host)."""
-    network = engine.networks.get(hub.names["network"])
-    return network.attrs["IPAM"]["Config"][0]["Gateway"]
+    return network_gateway(engine, hub.names["network"])
 
 
 #: Python run in a user's kernel: reach(host, port) -> "open" / "closed";
