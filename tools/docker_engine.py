@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import host
+from host import docker_works, image_exists
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".docker-engine"
 LOG = STATE / "dockerd.log"
@@ -61,43 +64,17 @@ def say(message: str) -> None:
     print(f"==> docker engine: {message}", flush=True)
 
 
-def docker_works() -> bool:
-    if not shutil.which("docker"):
-        return False
-    try:
-        result = subprocess.run(
-            ["docker", "info"], capture_output=True, timeout=15, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return result.returncode == 0
-
-
-def image_exists(name: str) -> bool:
-    result = subprocess.run(["docker", "image", "inspect", name], capture_output=True)
-    return result.returncode == 0
-
-
 def base_image() -> str:
     """The base image the Dockerfiles should build on here: the public one, else the local."""
     return PUBLIC_BASE if image_exists(PUBLIC_BASE) else LOCAL_BASE
 
 
 def apt_install(packages: list[str]) -> None:
-    if os.geteuid() != 0:
-        raise SystemExit(
-            f"docker engine: {', '.join(packages)} missing; run as root or install them: "
-            f"apt-get install {' '.join(packages)}"
-        )
     say(f"installing {' '.join(packages)} (apt-get)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", *packages],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        host.apt_install(packages, recommends=True)
+    except host.HostError as e:
+        raise SystemExit(f"docker engine: {e}") from e
 
 
 def ensure_packages() -> None:
@@ -109,19 +86,8 @@ def ensure_packages() -> None:
         apt_install(missing)
 
 
-def read_pid() -> int | None:
-    try:
-        return int(PIDFILE.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def is_our_dockerd(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and os.path.basename(cmdline[0]) == b"dockerd"
+    return host.program(pid) == "dockerd"
 
 
 def cmd_start(args) -> int:
@@ -129,7 +95,7 @@ def cmd_start(args) -> int:
         say("already running (docker info works)")
         return 0
     ensure_packages()
-    pid = read_pid()
+    pid = host.read_pid(PIDFILE)
     if pid and is_our_dockerd(pid):
         say(f"dockerd (pid {pid}) is running but not answering yet; waiting")
     else:
@@ -162,7 +128,7 @@ def cmd_start(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    pid = read_pid()
+    pid = host.read_pid(PIDFILE)
     if not pid or not is_our_dockerd(pid):
         say("no dockerd started by this tool is running")
         PIDFILE.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import docker_engine
+import host
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = REPO / "test-artifacts" / "image-sizes.json"
@@ -96,9 +97,7 @@ def record(tag: str, size: int, seconds: float, base: str) -> None:
 def build(key: str, version: str) -> None:
     image = IMAGES[key]
     tag = f"{image.name}:{version}"
-    if image.on_user_image and not docker_engine.image_exists(
-        f"{IMAGES['singleuser'].name}:{version}"
-    ):
+    if image.on_user_image and not host.image_exists(f"{IMAGES['singleuser'].name}:{version}"):
         raise SystemExit(
             f"images: {tag} is built on {IMAGES['singleuser'].name}:{version}, which does not "
             "exist; build it first (`python3 tools/images.py singleuser`)"
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(IMAGES)}")
     wanted = args.images or DEFAULT
-    if not docker_engine.docker_works():
+    if not host.docker_works():
         raise SystemExit(
             "images: the docker engine is not running; start it with `make engine` "
             "(python3 tools/docker_engine.py start && python3 tools/docker_engine.py base)"

@@ -29,94 +29,57 @@ containers the kubelet created (`k8s_*`), unmounts the kubelet's mounts, removes
 iptables chains and the kubelet's cgroups, and deletes the cluster's data (etcd, kubelet
 directory); certificates and logs are kept. The Docker engine keeps running.
 
+The tool is split along its parts: tools/kube_build.py (the build from Debian's source),
+tools/kube_pki.py (certificates and kubeconfigs), tools/kube_hoststate.py (mounts, iptables,
+cgroups and sysctls the cluster leaves on the host), tools/kube_common.py (what they share)
+and tools/host.py (the helpers all the tools share). This module starts and stops the
+processes and is the command line.
+
 The module is also the tests' API: :class:`Cluster`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import fcntl
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docker_engine import host_mirror  # noqa: E402  (the same mirror the base image uses)
+from host import docker_works, free_port, port_free, processes_named, program
+from kube_build import BIN, ETCD, PAUSE_IMAGE, build
+from kube_common import (
+    APISERVER_PORT,
+    CLUSTER_DOMAIN,
+    NODE_IP,
+    NODE_NAME,
+    POD_CIDR,
+    SERVICE_CIDR,
+    STORAGE_CLASS,
+    ClusterError,
+    locked,
+    run,
+    say,
+)
+from kube_hoststate import (
+    mounts_under,
+    read_sysctls,
+    remove_kube_chains,
+    remove_kubepods_cgroups,
+    write_sysctls,
+)
+from kube_pki import kubeconfig, write_pki
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".kube-cluster"
-
-VERSION = "1.20.2"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlhub"
-CACHE = CACHE / f"kubernetes-{VERSION}"
-BIN = CACHE / "bin"
-BUILD_DIR = CACHE / "build"
-BINARIES = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-]
-PAUSE_IMAGE = "local/pause:3.2"
-ETCD = "/usr/bin/etcd"
-
-# Debian packages: the build needs Go, rsync, jq and dpkg-dev (apt-get source); gcc and
-# libc6-dev compile the static pause binary; etcd-server, conntrack, iptables and openssl run
-# the cluster
-PACKAGES = [
-    "golang-go",
-    "rsync",
-    "jq",
-    "dpkg-dev",
-    "etcd-server",
-    "conntrack",
-    "iptables",
-    "libc6-dev",
-    "gcc",
-    "openssl",
-]
-SUITE = "bookworm"
-SOURCE_ENTRY = Path("/etc/apt/sources.list.d/dlhub-kubernetes-src.sources")
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-
-# (file, text, replacement): the one source patch, see the module docstring
-OOM_PATCHES = [
-    (
-        "pkg/kubelet/dockershim/docker_sandbox.go",
-        "defaultSandboxOOMAdj int = -998",
-        "defaultSandboxOOMAdj int = 0",
-    ),
-    (
-        "pkg/kubelet/qos/policy.go",
-        "guaranteedOOMScoreAdj int = -997",
-        "guaranteedOOMScoreAdj int = 0",
-    ),
-]
-
-NODE_NAME = "node1"
-NODE_IP = "172.17.0.1"  # the docker0 bridge: where pods reach the host
-SERVICE_CIDR = "10.0.0.0/24"
-SERVICE_IP = "10.0.0.1"  # the `kubernetes` Service
-POD_CIDR = "172.17.0.0/16"  # pods get docker-bridge addresses (no network plugin)
-APISERVER_PORT = 6443  # used when free, else any free port
-CLUSTER_DOMAIN = "cluster.local"
-STORAGE_CLASS = "standard"
 
 # the processes of a cluster, in start order (stopped in reverse)
 COMPONENTS = [
@@ -130,501 +93,6 @@ COMPONENTS = [
 APISERVER_TIMEOUT = 90.0
 NODE_TIMEOUT = 180.0
 STOP_TIMEOUT = 20.0
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be built or started; the message says what to do."""
-
-
-def say(message: str) -> None:
-    print(f"==> kubernetes: {message}", flush=True)
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("check", True)
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run([str(c) for c in cmd], **kw)
-
-
-def quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    """Run `cmd` capturing its output; on failure raise ClusterError with the output's tail."""
-    result = run(cmd, check=False, capture_output=True, text=True, **kw)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise ClusterError(f"`{shlex.join(map(str, cmd))}` failed ({result.returncode}):\n{tail}")
-    return result
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    """Hold an exclusive lock on `path` (so two builds or starts do not run at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-# --- build -----------------------------------------------------------------------------------
-
-
-def missing_packages(packages: list[str]) -> list[str]:
-    missing = []
-    for package in packages:
-        result = run(
-            ["dpkg-query", "-W", "-f=${Status}", package],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        if result.stdout.strip() != "install ok installed":
-            missing.append(package)
-    return missing
-
-
-def apt_env() -> dict:
-    return dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-
-
-def apt_update() -> None:
-    say("apt-get update")
-    quiet(["apt-get", "update", "-q"], env=apt_env())
-
-
-def apt_install(packages: list[str]) -> None:
-    if os.geteuid() != 0:
-        raise ClusterError(
-            f"{', '.join(packages)} missing; run as root or install them: "
-            f"apt-get install {' '.join(packages)}"
-        )
-    say(f"installing {' '.join(packages)} (apt-get)")
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-    try:
-        quiet(command, env=apt_env())
-    except ClusterError:
-        apt_update()
-        quiet(command, env=apt_env())
-
-
-def ensure_source_entry() -> None:
-    """A deb-src entry for bookworm (in its own file), and apt's lists knowing the source."""
-    entry = (
-        "# added by dlhub's tools/kube_cluster.py: the source package `kubernetes`\n"
-        "Types: deb-src\n"
-        f"URIs: {host_mirror()}\n"
-        f"Suites: {SUITE}\n"
-        "Components: main\n"
-        f"Signed-By: {KEYRING}\n"
-    )
-    if not SOURCE_ENTRY.exists() or SOURCE_ENTRY.read_text() != entry:
-        say(f"adding a deb-src entry for {SUITE}: {SOURCE_ENTRY}")
-        SOURCE_ENTRY.write_text(entry)
-        apt_update()
-    elif (
-        run(["apt-cache", "showsrc", "kubernetes"], check=False, capture_output=True).stdout == b""
-    ):
-        apt_update()
-
-
-def binaries_cached() -> bool:
-    return all((BIN / name).is_file() for name in [*BINARIES, "pause"])
-
-
-def patch_oom_scores(tree: Path) -> None:
-    for relative, text, replacement in OOM_PATCHES:
-        path = tree / relative
-        source = path.read_text()
-        if replacement in source:
-            continue
-        if source.count(text) != 1:
-            raise ClusterError(
-                f"cannot patch {relative}: `{text}` not found once; the source package "
-                f"differs from Kubernetes {VERSION}"
-            )
-        path.write_text(source.replace(text, replacement))
-        say(f"patched {relative}: {replacement}")
-
-
-def build_binaries() -> None:
-    if BUILD_DIR.exists():
-        shutil.rmtree(BUILD_DIR)
-    BUILD_DIR.mkdir(parents=True)
-    say("fetching Debian's source package kubernetes (apt-get source)")
-    quiet(["apt-get", "source", "-q", "kubernetes"], cwd=BUILD_DIR)
-    trees = [p for p in BUILD_DIR.iterdir() if p.is_dir() and p.name.startswith("kubernetes-")]
-    # bookworm's version is 1.20.5+really1.20.2: the 1.20.2 source
-    if len(trees) != 1 or not trees[0].name.endswith(VERSION):
-        raise ClusterError(
-            f"apt-get source kubernetes gave {[p.name for p in trees]}, not {VERSION}"
-        )
-    tree = trees[0]
-    patch_oom_scores(tree)
-    # GOPATH mode: the tree as k8s.io/kubernetes in its own GOPATH (modules do not build)
-    gopath = BUILD_DIR / ".go"
-    link = gopath / "src" / "k8s.io" / "kubernetes"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(tree)
-    env = dict(
-        os.environ,
-        GOPATH=str(gopath),
-        GO111MODULE="off",
-        GOFLAGS="",
-        CGO_ENABLED="0",
-        GOCACHE=str(BUILD_DIR / ".gocache"),
-    )
-    what = " ".join(f"cmd/{name}" for name in BINARIES)
-    say(f"building Kubernetes {VERSION} from Debian's source (about 4 minutes)")
-    started = time.monotonic()
-    log = CACHE / "build.log"
-    with open(log, "wb") as out:
-        result = run(
-            ["make", f"WHAT={what}"], check=False, cwd=link, env=env, stdout=out, stderr=out
-        )
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise ClusterError(f"building Kubernetes failed; see {log}:\n{tail}")
-    say(f"built in {time.monotonic() - started:.0f} s")
-    built = tree / "_output" / "bin"
-    BIN.mkdir(parents=True, exist_ok=True)
-    for name in BINARIES:
-        shutil.copy2(built / name, BIN / f".{name}.new")
-        os.replace(BIN / f".{name}.new", BIN / name)
-    pause_source = tree / "build" / "pause" / "linux" / "pause.c"
-    quiet(["gcc", "-Os", "-static", "-DVERSION=v3.2", "-o", BIN / ".pause.new", pause_source])
-    quiet(["strip", BIN / ".pause.new"])
-    os.replace(BIN / ".pause.new", BIN / "pause")
-    shutil.rmtree(BUILD_DIR)
-    say(f"binaries cached in {BIN} (build tree removed)")
-
-
-def docker_works() -> bool:
-    if not shutil.which("docker"):
-        return False
-    try:
-        result = run(["docker", "info"], check=False, capture_output=True, timeout=15)
-    except subprocess.TimeoutExpired:
-        return False
-    return result.returncode == 0
-
-
-def ensure_docker() -> None:
-    if docker_works():
-        return
-    say("the Docker engine does not answer; starting it (tools/docker_engine.py start)")
-    result = run([sys.executable, REPO / "tools" / "docker_engine.py", "start"], check=False)
-    if result.returncode != 0 or not docker_works():
-        raise ClusterError(
-            "no Docker engine: `python3 tools/docker_engine.py start` failed (see above)"
-        )
-
-
-def image_exists(name: str) -> bool:
-    return (
-        run(["docker", "image", "inspect", name], check=False, capture_output=True).returncode == 0
-    )
-
-
-def ensure_pause_image() -> None:
-    if image_exists(PAUSE_IMAGE):
-        return
-    say(f"importing {PAUSE_IMAGE} (the static pause binary, FROM scratch)")
-    with tempfile.TemporaryDirectory(prefix="dlhub-pause-") as tmp:
-        shutil.copy2(BIN / "pause", Path(tmp) / "pause")
-        tar = subprocess.Popen(["tar", "-C", tmp, "-c", "pause"], stdout=subprocess.PIPE)
-        result = run(
-            ["docker", "import", "--change", 'ENTRYPOINT ["/pause"]', "-", PAUSE_IMAGE],
-            check=False,
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-        )
-        tar.stdout.close()
-        if tar.wait() != 0 or result.returncode != 0:
-            raise ClusterError(f"docker import of {PAUSE_IMAGE} failed: {result.stderr}")
-
-
-def build() -> None:
-    """Install what the cluster needs and build (or reuse) the binaries and the pause image."""
-    if os.geteuid() != 0:
-        raise ClusterError("the cluster runs as root (kubelet, iptables); run this as root")
-    missing = missing_packages(PACKAGES)
-    if missing:
-        apt_install(missing)
-    with locked(CACHE.parent / f"kubernetes-{VERSION}.lock"):
-        if binaries_cached():
-            say(f"Kubernetes {VERSION} binaries: cached in {BIN}")
-        else:
-            ensure_source_entry()
-            build_binaries()
-    ensure_docker()
-    ensure_pause_image()
-
-
-# --- certificates and kubeconfigs ------------------------------------------------------------
-
-# name: (subject, extended key usage, subject alternative names)
-CERTIFICATES = {
-    "kube-apiserver": (
-        "/CN=kube-apiserver",
-        "serverAuth",
-        [
-            "IP:127.0.0.1",
-            f"IP:{NODE_IP}",
-            f"IP:{SERVICE_IP}",
-            "DNS:localhost",
-            "DNS:kubernetes",
-            "DNS:kubernetes.default",
-            "DNS:kubernetes.default.svc",
-            f"DNS:kubernetes.default.svc.{CLUSTER_DOMAIN}",
-        ],
-    ),
-    # the apiserver's client certificate for the kubelet (logs, exec, port-forward)
-    "kube-apiserver-kubelet-client": (
-        "/O=system:masters/CN=kube-apiserver-kubelet-client",
-        "clientAuth",
-        [],
-    ),
-    "admin": ("/O=system:masters/CN=admin", "clientAuth", []),
-    "kube-controller-manager": ("/CN=system:kube-controller-manager", "clientAuth", []),
-    "kube-scheduler": ("/CN=system:kube-scheduler", "clientAuth", []),
-    "kube-proxy": ("/CN=system:kube-proxy", "clientAuth", []),
-    "kubelet": (f"/O=system:nodes/CN=system:node:{NODE_NAME}", "clientAuth", []),
-}
-CERT_DAYS = "3650"
-
-
-def openssl(*args) -> None:
-    quiet(["openssl", *args])
-
-
-def ec_key(path: Path) -> None:
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
-    path.chmod(0o600)
-
-
-def write_pki(pki: Path) -> None:
-    """The cluster's CA, one certificate per component and the service-account key pair."""
-    if (pki / "complete").exists():
-        return
-    if pki.exists():
-        shutil.rmtree(pki)
-    pki.mkdir(parents=True)
-    say("writing a CA, certificates and the service-account key (openssl)")
-    (pki / "openssl.cnf").write_text(
-        "[req]\ndistinguished_name = dn\n[dn]\n"
-        "[ca]\nbasicConstraints = critical, CA:TRUE\n"
-        "keyUsage = critical, keyCertSign, cRLSign, digitalSignature\n"
-        "subjectKeyIdentifier = hash\n"
-    )
-    ec_key(pki / "ca.key")
-    openssl(
-        "req", "-x509", "-new", "-key", pki / "ca.key", "-subj", "/CN=dlhub-kubernetes-ca",
-        "-days", CERT_DAYS, "-config", pki / "openssl.cnf", "-extensions", "ca",
-        "-out", pki / "ca.crt",
-    )  # fmt: skip
-    for name, (subject, usage, sans) in CERTIFICATES.items():
-        ec_key(pki / f"{name}.key")
-        extensions = [
-            "basicConstraints = critical, CA:FALSE",
-            "keyUsage = critical, digitalSignature, keyEncipherment",
-            f"extendedKeyUsage = {usage}",
-            "authorityKeyIdentifier = keyid",
-        ]
-        if sans:
-            extensions.append(f"subjectAltName = {', '.join(sans)}")
-        ext = pki / f"{name}.ext"
-        ext.write_text("".join(f"{line}\n" for line in extensions))
-        openssl(
-            "req", "-new", "-key", pki / f"{name}.key", "-subj", subject,
-            "-config", pki / "openssl.cnf", "-out", pki / f"{name}.csr",
-        )  # fmt: skip
-        openssl(
-            "x509", "-req", "-in", pki / f"{name}.csr", "-CA", pki / "ca.crt",
-            "-CAkey", pki / "ca.key", "-set_serial", f"0x{os.urandom(12).hex()}",
-            "-days", CERT_DAYS, "-extfile", ext, "-out", pki / f"{name}.crt",
-        )  # fmt: skip
-        (pki / f"{name}.csr").unlink()
-        ext.unlink()
-    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-            "-out", pki / "service-account.key")  # fmt: skip
-    (pki / "service-account.key").chmod(0o600)
-    openssl("pkey", "-in", pki / "service-account.key", "-pubout",
-            "-out", pki / "service-account.pub")  # fmt: skip
-    (pki / "complete").write_text("")
-
-
-def kubeconfig(pki: Path, user: str, server: str) -> str:
-    """A kubeconfig (JSON, which kubectl and the clients read as YAML) with embedded data."""
-
-    def data(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "dlhub",
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": data(pki / "ca.crt"),
-                },
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": data(pki / f"{user}.crt"),
-                    "client-key-data": data(pki / f"{user}.key"),
-                },
-            }
-        ],
-        "contexts": [{"name": "dlhub", "context": {"cluster": "dlhub", "user": user}}],
-        "current-context": "dlhub",
-    }
-    return json.dumps(config, indent=2) + "\n"
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_free(port: int, host: str = "0.0.0.0") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def program(pid: int) -> str | None:
-    """The program name (argv[0]'s basename) of a live process, None if gone or a zombie.
-
-    Right after an exec the kernel can show an empty command line for a moment; the
-    executable's path then names the program."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        if not argv0:
-            argv0 = os.readlink(f"/proc/{pid}/exe").encode()
-    except OSError:
-        return None
-    return os.path.basename(argv0.decode(errors="replace")) or None
-
-
-def processes_named(name: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and program(int(entry.name)) == name:
-            pids.append(int(entry.name))
-    return pids
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points below `root` (deepest first)."""
-    prefix = str(root) + "/"
-    points = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        point = line.split()[4]
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
-        if point.startswith(prefix) or point == str(root):
-            points.append(point)
-    return sorted(set(points), key=len, reverse=True)
-
-
-def jump_target(tokens: list[str]) -> str | None:
-    for flag, value in zip(tokens, tokens[1:], strict=False):
-        if flag in ("-j", "--jump", "-g", "--goto"):
-            return value
-    return None
-
-
-def remove_kube_chains() -> int:
-    """Remove the KUBE-* chains (and the jumps to them) of the kubelet and kube-proxy."""
-    removed = 0
-    for tool in ("iptables", "ip6tables"):
-        if not shutil.which(tool) or not shutil.which(f"{tool}-save"):
-            continue
-        for table in ("nat", "filter", "mangle"):
-            dump = run([f"{tool}-save", "-t", table], check=False, capture_output=True, text=True)
-            if dump.returncode != 0:
-                continue
-            chains = []
-            for line in dump.stdout.splitlines():
-                if line.startswith(":KUBE-"):
-                    chains.append(line[1:].split()[0])
-                elif line.startswith("-A ") and not line.split()[1].startswith("KUBE-"):
-                    tokens = shlex.split(line)
-                    if (jump_target(tokens) or "").startswith("KUBE-"):
-                        run([tool, "-w", "-t", table, "-D", *tokens[1:]], check=False)
-            for chain in chains:
-                run([tool, "-w", "-t", table, "-F", chain], check=False, capture_output=True)
-            for chain in chains:
-                result = run(
-                    [tool, "-w", "-t", table, "-X", chain], check=False, capture_output=True
-                )
-                removed += result.returncode == 0
-    return removed
-
-
-def remove_kubepods_cgroups() -> tuple[int, int]:
-    """rmdir the kubelet's cgroups (`kubepods` in each hierarchy); (removed, left) counts."""
-    removed = left = 0
-    roots = [p / "kubepods" for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
-    roots.append(Path("/sys/fs/cgroup/kubepods"))
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for current, _dirs, _files in sorted(os.walk(root), key=lambda w: -len(w[0])):
-            try:
-                os.rmdir(current)
-                removed += 1
-            except OSError:
-                left += 1
-    return removed, left
-
-
-# sysctls the kubelet and kube-proxy set; `start` saves them and `stop` puts them back
-SYSCTLS = [
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-    "net/ipv4/conf/all/route_localnet",
-    "net/bridge/bridge-nf-call-iptables",
-    "net/bridge/bridge-nf-call-ip6tables",
-]
-
-
-def read_sysctls() -> dict[str, str]:
-    values = {}
-    for key in SYSCTLS:
-        with contextlib.suppress(OSError):
-            values[key] = (Path("/proc/sys") / key).read_text().strip()
-    return values
-
-
-def write_sysctls(values: dict[str, str]) -> None:
-    for key, value in values.items():
-        path = Path("/proc/sys") / key
-        with contextlib.suppress(OSError):
-            if path.read_text().strip() != value:
-                path.write_text(value + "\n")
 
 
 # --- the cluster -----------------------------------------------------------------------------

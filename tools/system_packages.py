@@ -9,9 +9,9 @@ Prints what it does; as a non-root user it prints the apt-get command to run ins
 from __future__ import annotations
 
 import glob
-import os
-import subprocess
 import sys
+
+import host
 
 GROUPS = {
     # headless Chromium for the end-to-end tests (Playwright drives Debian's binary)
@@ -38,14 +38,12 @@ def main(argv: list[str]) -> int:
     packages = missing_packages(argv)
     if not packages:
         return 0
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-    if os.geteuid() != 0:
-        print(f"system packages: please run as root: apt-get update && {' '.join(command)}")
-        return 1
     print(f"system packages: installing {' '.join(packages)} (apt-get)", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    try:
+        host.apt_install(packages)
+    except host.HostError as e:
+        print(f"system packages: {e}", file=sys.stderr)
+        return 1
     print("system packages: done", flush=True)
     return 0
 

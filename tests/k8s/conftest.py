@@ -18,7 +18,7 @@ namespace's events in its report.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 import uuid
@@ -29,17 +29,17 @@ import pytest
 from hubtest import docker_engine_with, part_missing
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / "tools" / "kube_cluster.py"
+TOOLS = REPO / "tools"
 
 
 def load_tool():
-    """tools/kube_cluster.py as a module (tools/ is not a package)."""
-    if "kube_cluster" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("kube_cluster", TOOL)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["kube_cluster"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["kube_cluster"]
+    """tools/kube_cluster.py as a module. tools/ is not a package: its scripts import their
+    siblings (host, kube_build, ...) from their own folder, which is on the path when they
+    run as ``python3 tools/kube_cluster.py``; so here tools/ goes on the path too (last, so
+    that it shadows nothing installed)."""
+    if str(TOOLS) not in sys.path:
+        sys.path.append(str(TOOLS))
+    return importlib.import_module("kube_cluster")
 
 
 _cluster = None
