@@ -8,22 +8,19 @@ Kubernetes cluster's nodes.
   of its own, with its profile as the model).
 - :func:`from_kubernetes`: the GPUs the cluster's nodes advertise (allocatable
   ``nvidia.com/gpu`` and ``nvidia.com/mig-<profile>``, set by NVIDIA's device plugin), with
-  the model from the node's product label. Read once, when the scheduler starts: GPU nodes
-  added later are seen after a restart of the scheduler. The pure part is
-  :func:`devices_from_nodes`.
+  the model from the node's product label, through ``kubernetes_asyncio``. The running
+  scheduler follows the nodes live (:class:`NodeWatch`): a GPU node that joins or leaves
+  changes the capacity within seconds. The pure part is :func:`devices_from_nodes` and
+  :func:`apply_event`.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
+import logging
 import os
-import ssl
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
-from pathlib import Path
 
 from .contract import GPU_RESOURCE, MIG_PREFIX, device_id
 from .model import Device
@@ -138,8 +135,6 @@ def utilisation(uuids: Iterable[str], nvml=None) -> dict[str, int]:
 #: GPU feature discovery's labels: memory per GPU in MiB (and per MIG profile).
 MEMORY_LABEL = "nvidia.com/gpu.memory"
 DEFAULT_PRODUCT_LABEL = "nvidia.com/gpu.product"
-#: Where a pod finds its service account's credentials.
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def _count(value) -> int:
@@ -191,118 +186,161 @@ def devices_from_nodes(
     return devices
 
 
-class ApiAccess:
-    """How to reach the Kubernetes API: its URL, an SSL context, maybe a bearer token."""
-
-    def __init__(self, server: str, context: ssl.SSLContext, token: str = ""):
-        self.server = server.rstrip("/")
-        self.context = context
-        self.token = token
-
-    @classmethod
-    def in_cluster(cls, root: Path = SERVICE_ACCOUNT, environ=None) -> ApiAccess:
-        """The pod's service account (token and CA) and the API's address from the env."""
-        environ = os.environ if environ is None else environ
-        host = environ.get("KUBERNETES_SERVICE_HOST", "")
-        port = environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host or not (root / "token").exists():
-            raise InventoryError(
-                "not running in a Kubernetes pod with a service account token; "
-                "set KUBECONFIG to a kubeconfig file instead"
-            )
-        host = f"[{host}]" if ":" in host else host
-        context = ssl.create_default_context(cafile=str(root / "ca.crt"))
-        return cls(f"https://{host}:{port}", context, (root / "token").read_text().strip())
-
-    @classmethod
-    def from_kubeconfig(cls, path: str | os.PathLike) -> ApiAccess:
-        """The current context of a kubeconfig (YAML or JSON): its cluster's server and CA,
-        its user's token or client certificate."""
-        import yaml
-
-        path = Path(path)
-        try:
-            config = yaml.safe_load(path.read_text())
-            contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
-            context = contexts[config["current-context"]]
-            cluster = {c["name"]: c["cluster"] for c in config["clusters"]}[context["cluster"]]
-            user = {u["name"]: u["user"] for u in config.get("users") or []}.get(
-                context.get("user"), {}
-            )
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
-            raise InventoryError(f"cannot read the kubeconfig {path}: {e!r}") from None
-        base = path.parent
-        ssl_context = ssl.create_default_context()
-        if cluster.get("insecure-skip-tls-verify"):
-            ssl_context.check_hostname = False
-            ssl_context.verify_mode = ssl.CERT_NONE
-        elif cluster.get("certificate-authority-data"):
-            ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-            ssl_context.load_verify_locations(cadata=ca)
-        elif cluster.get("certificate-authority"):
-            ssl_context.load_verify_locations(cafile=str(base / cluster["certificate-authority"]))
-        cert = _pem(user, "client-certificate", base)
-        key = _pem(user, "client-key", base)
-        if cert and key:
-            # ssl loads a client certificate only from files
-            with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / "cert.pem").write_bytes(cert)
-                (Path(tmp) / "key.pem").write_bytes(key)
-                ssl_context.load_cert_chain(Path(tmp) / "cert.pem", Path(tmp) / "key.pem")
-        token = user.get("token", "")
-        if not token and user.get("tokenFile"):
-            token = (base / user["tokenFile"]).read_text().strip()
-        return cls(cluster["server"], ssl_context, token)
-
-    def get(self, path: str, timeout: float = 10) -> dict:
-        request = urllib.request.Request(self.server + path)
-        request.add_header("Accept", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        # the API server is inside the cluster: never through an HTTP proxy
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context)
-        )
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("message", detail)
-            except ValueError:
-                pass
-            raise InventoryError(
-                f"the Kubernetes API refused GET {path} ({e.code}): {detail}"
-            ) from None
-        except (OSError, ssl.SSLError) as e:
-            raise InventoryError(
-                f"cannot reach the Kubernetes API at {self.server}: {e}"
-            ) from None
+def apply_event(nodes: dict[str, dict], kind: str, node: dict) -> None:
+    """Apply one watch event (``ADDED``, ``MODIFIED``, ``DELETED``) to ``nodes`` (Node
+    objects by name, as the API's JSON has them); other events (``BOOKMARK``: only a
+    resourceVersion) change nothing."""
+    if kind in ("ADDED", "MODIFIED"):
+        nodes[node["metadata"]["name"]] = node
+    elif kind == "DELETED":
+        nodes.pop(node["metadata"]["name"], None)
 
 
-def _pem(user: dict, key: str, base: Path) -> bytes:
-    if user.get(f"{key}-data"):
-        return base64.b64decode(user[f"{key}-data"])
-    if user.get(key):
-        return (base / user[key]).read_bytes()
-    return b""
+def summary(devices: Iterable[Device]) -> str:
+    """``"3 GPUs (2 Tesla-T4, 1 L4)"``: a log line's account of an inventory."""
+    devices = list(devices)
+    models: dict[str, int] = {}
+    for device in devices:
+        models[device.model] = models.get(device.model, 0) + 1
+    each = ", ".join(f"{n} {model}" for model, n in sorted(models.items()))
+    return f"{len(devices)} GPUs" + (f" ({each})" if each else "")
 
 
-def api_access(environ=None) -> ApiAccess:
-    """The kubeconfig in ``KUBECONFIG`` when set (tests, a scheduler outside the cluster),
-    else the pod's own service account."""
+async def api_client(environ=None):
+    """A ``kubernetes_asyncio`` client: from the kubeconfig in ``KUBECONFIG`` when set
+    (tests, a scheduler outside the cluster; of a list, the first file), else from the
+    pod's own service account."""
+    from kubernetes_asyncio import client, config
+
     environ = os.environ if environ is None else environ
-    if environ.get("KUBECONFIG"):
-        # a list of files is kubectl's; the first one is used here
-        return ApiAccess.from_kubeconfig(environ["KUBECONFIG"].split(os.pathsep)[0])
-    return ApiAccess.in_cluster(environ=environ)
+    configuration = client.Configuration()
+    try:
+        if environ.get("KUBECONFIG"):
+            path = environ["KUBECONFIG"].split(os.pathsep)[0]
+            await config.load_kube_config(config_file=path, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (config.ConfigException, OSError) as e:
+        if environ.get("KUBECONFIG"):
+            raise InventoryError(f"cannot read the kubeconfig {path}: {e}") from None
+        raise InventoryError(
+            f"not running in a Kubernetes pod with a service account ({e}); "
+            "set KUBECONFIG to a kubeconfig file instead"
+        ) from None
+    return client.ApiClient(configuration)
 
 
-def from_kubernetes(
-    product_label: str = DEFAULT_PRODUCT_LABEL, access: ApiAccess | None = None
-) -> list[Device]:
-    """The GPUs of the cluster's nodes now (:func:`devices_from_nodes`)."""
-    access = access or api_access()
-    nodes = access.get("/api/v1/nodes")
-    return devices_from_nodes(nodes.get("items", []), product_label)
+def _refused(e) -> InventoryError:
+    detail = e.reason
+    try:
+        detail = json.loads(e.body).get("message", detail)
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return InventoryError(f"the Kubernetes API refused to list the nodes ({e.status}): {detail}")
+
+
+class NodeWatch:
+    """The cluster's GPUs, followed live: list the nodes, then watch them from that list's
+    resourceVersion; each change of the devices (:func:`devices_from_nodes`) is logged in
+    one line and handed to ``on_change``. The watch is renewed when the server ends it,
+    the list is read again when the server has forgotten the resourceVersion (410 Gone),
+    and after an error it retries with a growing pause (``backoff``: first and largest,
+    in seconds)."""
+
+    def __init__(
+        self,
+        api_client,
+        product_label: str = DEFAULT_PRODUCT_LABEL,
+        log=None,
+        on_change=None,
+        backoff: tuple[float, float] = (1.0, 30.0),
+        timeout_seconds: int = 300,
+    ):
+        from kubernetes_asyncio import client
+
+        self.api = client.CoreV1Api(api_client)
+        self.product_label = product_label
+        self.log = log or logging.getLogger("gpu_scheduler")
+        self.on_change = on_change
+        self.backoff = backoff
+        self.timeout_seconds = timeout_seconds
+        #: Node objects by name (the API's JSON)
+        self.nodes: dict[str, dict] = {}
+        self.resource_version = ""
+        #: the devices last seen (None before the first list, which is always logged)
+        self.devices: list[Device] | None = None
+
+    async def list(self) -> list[Device]:
+        """Read every node now (InventoryError when the API refuses) and return the devices."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            listed = await self.api.list_node()
+        except ApiException as e:
+            raise _refused(e) from None
+        self.resource_version = listed.metadata.resource_version
+        sanitize = self.api.api_client.sanitize_for_serialization
+        self.nodes = {n.metadata.name: sanitize(n) for n in listed.items}
+        self._changed()
+        return list(self.devices)
+
+    async def run(self) -> None:
+        """Follow the nodes until cancelled (a task in the scheduler's event loop)."""
+        from kubernetes_asyncio import watch
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        pause = self.backoff[0]
+        while True:
+            try:
+                if not self.resource_version:
+                    await self.list()
+                async with watch.Watch() as w:
+                    stream = w.stream(
+                        self.api.list_node,
+                        resource_version=self.resource_version,
+                        allow_watch_bookmarks=True,
+                        timeout_seconds=self.timeout_seconds,
+                        # a connection gone silent ends too (the server ends it before)
+                        _request_timeout=self.timeout_seconds + 30,
+                    )
+                    async for event in stream:
+                        node = event["raw_object"]
+                        version = node.get("metadata", {}).get("resourceVersion")
+                        if version:
+                            self.resource_version = version
+                        apply_event(self.nodes, event["type"], node)
+                        if event["type"] != "BOOKMARK":
+                            self._changed()
+                        pause = self.backoff[0]
+            except asyncio.CancelledError:
+                raise
+            except ApiException as e:
+                if e.status != 410:
+                    self.log.warning("Watching the nodes failed (%s %s); retrying in %ss",
+                                     e.status, e.reason, pause)  # fmt: skip
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self.backoff[1])
+                self.resource_version = ""  # read the whole list again
+            except Exception as e:
+                self.log.warning("Watching the nodes failed (%r); retrying in %ss", e, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.backoff[1])
+                self.resource_version = ""
+
+    def _changed(self) -> None:
+        devices = devices_from_nodes(self.nodes.values(), self.product_label)
+        if devices == self.devices:
+            return
+        self.devices = devices
+        self.log.info("GPU inventory from the cluster's nodes: %s", summary(devices))
+        if self.on_change is not None:
+            self.on_change(devices)
+
+
+async def from_kubernetes(product_label: str = DEFAULT_PRODUCT_LABEL, environ=None):
+    """The GPUs of the cluster's nodes now (:func:`devices_from_nodes`), read once."""
+    api = await api_client(environ)
+    try:
+        return await NodeWatch(api, product_label, log=logging.getLogger(__name__)).list()
+    finally:
+        await api.close()

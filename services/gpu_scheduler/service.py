@@ -25,6 +25,7 @@ The pages for the browser ("who holds which GPU", the wait page) are in :mod:`.p
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -38,7 +39,7 @@ from tornado import ioloop, web
 
 from . import pages, reconcile
 from .contract import SECRET_ENV, ContractError, HubRequest, authorization
-from .inventory import declared, from_kubernetes, from_nvml, utilisation
+from .inventory import NodeWatch, api_client, declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
 from .policy import RequestError, Scheduler
 from .report import capacity_view, wait_view
@@ -353,30 +354,46 @@ def make_app(state: State, prefix: str, hub_auth: HubAuth, oauth=None) -> web.Ap
 
 
 def devices_from_config(cfg: dict):
-    """The inventory ``gpus.inventory`` names: declared, this host's NVML, or the cluster."""
+    """The inventory ``gpus.inventory`` names: declared, this host's NVML, or the cluster
+    (read once; outside an event loop)."""
     gpus = cfg["gpus"]
     if gpus["inventory"] == "nvml":
         return from_nvml()
     if gpus["inventory"] == "kubernetes":
-        return from_kubernetes(cfg["kubernetes"]["gpu_product_label"])
+        return asyncio.run(from_kubernetes(cfg["kubernetes"]["gpu_product_label"]))
     return declared(gpus["devices"])
 
 
-def scheduler_from_config(cfg: dict) -> Scheduler:
-    """The policy for the platform config: its inventory, quotas and default quota."""
+def scheduler_from_config(cfg: dict, devices=None) -> Scheduler:
+    """The policy for the platform config: its inventory (``devices``, else
+    :func:`devices_from_config`), quotas and default quota."""
     gpus = cfg["gpus"]
-    devices = devices_from_config(cfg)
+    if devices is None:
+        devices = devices_from_config(cfg)
     return Scheduler(devices, quotas=gpus["quotas"], default_quota=gpus["default_quota"])
 
 
 def main() -> None:
     """Run the service as the hub starts it: the config from $DLHUB_CONFIG, the state
-    from $DLHUB_GPU_DB_URL, the API and pages, and the periodic check."""
+    from $DLHUB_GPU_DB_URL, the API and pages, the periodic check and, with the
+    Kubernetes inventory, the watch of the nodes."""
     from hub_config.config import load_platform_config
+
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(serve(load_platform_config()))
+
+
+async def serve(cfg: dict) -> None:
+    """:func:`main` in the event loop, until the process ends."""
     from hub_config.mapping import cookie_options
 
-    cfg = load_platform_config()
-    scheduler = scheduler_from_config(cfg)
+    log = logging.getLogger("gpu_scheduler")
+    nodes = None
+    if cfg["gpus"]["inventory"] == "kubernetes":
+        nodes = NodeWatch(await api_client(), cfg["kubernetes"]["gpu_product_label"], log)
+        scheduler = scheduler_from_config(cfg, await nodes.list())
+    else:
+        scheduler = scheduler_from_config(cfg)
     store = Store(os.environ["DLHUB_GPU_DB_URL"])
     store.load(scheduler)
     state = State(scheduler, store, warn_before=cfg["gpus"]["warn_before"])
@@ -390,13 +407,11 @@ def main() -> None:
     app.listen(url.port, url.hostname)
     api_url = os.environ["JUPYTERHUB_API_URL"]
     token = os.environ["JUPYTERHUB_API_TOKEN"]
-    log = logging.getLogger("gpu_scheduler")
     every = cfg["gpus"]["check_every"]
     utilisation_of = utilisation if cfg["gpus"]["inventory"] == "nvml" else None
     gpu_profiles = {p["name"]: p["gpus"] for p in cfg["profiles"]}
     default = next((p for p in cfg["profiles"] if p["default"]), cfg["profiles"][0])
     gpu_profiles[None] = default["gpus"]  # a server started without choosing
-    logging.basicConfig(level=logging.INFO)
 
     async def round_():
         try:
@@ -413,4 +428,7 @@ def main() -> None:
 
     ioloop.PeriodicCallback(round_, every * 1000).start()
     ioloop.IOLoop.current().add_callback(round_)
-    ioloop.IOLoop.current().start()
+    if nodes is None:
+        await asyncio.Event().wait()  # serve until the process ends
+    nodes.on_change = state.set_devices
+    await nodes.run()  # follow the nodes (and serve) until the process ends

@@ -479,17 +479,33 @@ def test_the_schedulers_service_account_reads_nodes_and_no_pods(setup):
         result = cluster.kubectl("auth", "can-i", verb, "pods", "-A", "--as", who, check=False)
         assert result.stdout.strip() == "no", verb
     # and really: with its own client and token, the API server refuses it pods
-    from gpu_scheduler.inventory import InventoryError, api_access
+    import asyncio
 
-    access = api_access({"KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig")})
-    assert access.get("/api/v1/nodes")["items"]
-    for path in (
-        "/api/v1/pods",
-        f"/api/v1/namespaces/{ns}/pods",
-        f"/api/v1/namespaces/{ns}/secrets",
-    ):
-        with pytest.raises(InventoryError, match="403"):
-            access.get(path)
+    from kubernetes_asyncio.client import CoreV1Api
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from gpu_scheduler.inventory import api_client
+
+    async def as_the_scheduler():
+        kubeconfig = setup.host_dirs.parent / "scheduler.kubeconfig"
+        api = await api_client({"KUBECONFIG": str(kubeconfig)})
+        try:
+            core = CoreV1Api(api)
+            assert (await core.list_node()).items
+            refused = []
+            for call in (
+                core.list_pod_for_all_namespaces(),
+                core.list_namespaced_pod(ns),
+                core.list_namespaced_secret(ns),
+            ):
+                with pytest.raises(ApiException) as info:
+                    await call
+                refused.append(info.value.status)
+            return refused
+        finally:
+            await api.close()
+
+    assert asyncio.run(as_the_scheduler()) == [403, 403, 403]
 
 
 def test_the_default_service_account_of_proxy_and_user_pods_may_do_nothing(setup):
@@ -561,7 +577,9 @@ def gpu_pod(name: str, selector: dict, limits: dict) -> dict:
 
 
 def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, monkeypatch):
-    from gpu_scheduler.inventory import InventoryError, api_access, from_kubernetes
+    import asyncio
+
+    from gpu_scheduler.inventory import InventoryError, from_kubernetes
     from gpu_scheduler.model import Request
     from gpu_scheduler.service import scheduler_from_config
     from hub_config.config import validate
@@ -582,7 +600,7 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     ]
     # the hub's account may not read nodes
     with pytest.raises(InventoryError, match="403"):
-        from_kubernetes(access=api_access({"KUBECONFIG": str(work / "hub.kubeconfig")}))
+        asyncio.run(from_kubernetes(environ={"KUBECONFIG": str(work / "hub.kubeconfig")}))
 
     # two users get a GPU each; the third waits
     for i, user in enumerate(["ann", "bob", "cy"]):
@@ -613,13 +631,111 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     cluster.kubectl("delete", "pod", "gpu-r0", "gpu-r1", "gpu-third", "-n", ns, "--wait=false")
 
 
+def start_gpu_scheduler(setup, hub: KubeHub, work: Path, secret: str, token: str, user: str):
+    """The scheduler as the chart's gpu-scheduler Deployment runs it (the hub's config,
+    the scheduler's ServiceAccount), and a function answering its GPUs per model as
+    ``user`` sees them (``api/hub/capacity``; None until it answers)."""
+    import sys
+
+    import requests
+
+    gpus = hub.config["gpus"]
+    scheduler_url = f"http://127.0.0.1:{gpus['port']}"
+    hub_port = hub.config["hub"]["hub_port"]
+    env = {
+        **hub.env(),
+        "KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig"),
+        "DLHUB_GPU_DB_URL": f"sqlite:///{work / 'gpu-scheduler.sqlite'}",
+        "DLHUB_GPU_SHARED_SECRET": secret,
+        "JUPYTERHUB_SERVICE_NAME": "gpu-scheduler",
+        "JUPYTERHUB_CLIENT_ID": "service-gpu-scheduler",
+        "JUPYTERHUB_SERVICE_URL": scheduler_url,
+        "JUPYTERHUB_SERVICE_PREFIX": "/services/gpu-scheduler/",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
+        "JUPYTERHUB_API_TOKEN": token,
+    }
+    log_file = work / "gpu-scheduler.log"
+    with open(log_file, "ab") as log:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "gpu_scheduler"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    headers = {"Authorization": f"dlhub-hub {secret}"}
+    capacity_url = f"{scheduler_url}/services/gpu-scheduler/api/hub/capacity?user={user}"
+
+    def capacity():
+        assert scheduler.poll() is None, log_file.read_text()
+        try:
+            r = requests.get(capacity_url, headers=headers, timeout=5)
+        except requests.ConnectionError:
+            return None  # not listening yet
+        return r.json()["models"] if r.status_code == 200 else None
+
+    return scheduler, capacity
+
+
+def set_node_gpus(cluster, count: int | None) -> None:
+    """Declare ``count`` `nvidia.com/gpu` on node1's status, as NVIDIA's device plugin
+    would (None: remove the resource)."""
+    path = f"/api/v1/nodes/{cluster.node_name}/status"
+    if count is None:
+        remove = [
+            {"op": "remove", "path": f"/status/{field}/nvidia.com~1gpu"}
+            for field in ("capacity", "allocatable")
+        ]
+        admin_request(cluster, "PATCH", path, remove, "application/json-patch+json")
+        return
+    gpus = {"nvidia.com/gpu": str(count)}
+    body = {"status": {"capacity": gpus, "allocatable": gpus}}
+    admin_request(cluster, "PATCH", path, body, "application/merge-patch+json")
+
+
+def test_the_scheduler_follows_gpus_joining_and_leaving_the_cluster(setup):
+    """The scheduler runs with a node that has no GPUs; the node's status gains two (as the
+    device plugin would declare them when a GPU node joins) and the scheduler's capacity
+    follows within seconds, without a restart; the GPUs go and the capacity drops to 0."""
+    cluster = setup.cluster
+    work = setup.host_dirs.parent / "live-inventory"
+    secret, token = uuid.uuid4().hex, uuid.uuid4().hex
+    config = {
+        "backend": "kubernetes",
+        "kubernetes": {"image": IMAGE},
+        "gpus": {"enabled": True, "inventory": "kubernetes", "port": free_port()},
+        "profiles": [
+            {"name": "cpu", "cpu_limit": 1, "mem_limit": "1G", "default": True},
+            {"name": "t4", "cpu_limit": 1, "mem_limit": "1G", "gpus": 1},
+        ],
+    }
+    hub = KubeHub(work, config, {"POD_NAMESPACE": setup.namespace, "DLHUB_RELEASE": RELEASE})
+    set_node_gpus(cluster, 0)
+    cluster.kubectl("label", "node", cluster.node_name, f"{PRODUCT_LABEL}=Tesla-T4", "--overwrite")
+    scheduler, capacity = start_gpu_scheduler(setup, hub, work, secret, token, "gina")
+    try:
+        wait_for(lambda: capacity() is not None, 60, what="the scheduler to answer")
+        assert capacity() == {}
+        set_node_gpus(cluster, 2)
+        started = time.monotonic()
+        wait_for(lambda: capacity() == {"Tesla-T4": {"total": 2, "free": 2}}, 10,
+                 what="the scheduler to see the node's two GPUs")  # fmt: skip
+        joined = time.monotonic() - started
+        set_node_gpus(cluster, 0)
+        wait_for(lambda: capacity() == {}, 10, what="the scheduler to see the GPUs gone")
+        log = (work / "gpu-scheduler.log").read_text()
+        assert "GPU inventory from the cluster's nodes: 2 GPUs (2 Tesla-T4)" in log
+        assert log.count("GPU inventory from the cluster's nodes: 0 GPUs") >= 2, log
+        assert joined < 10
+    finally:
+        scheduler.terminate()
+        scheduler.wait(10)
+        cluster.kubectl("label", "node", cluster.node_name, f"{PRODUCT_LABEL}-", check=False)
+        set_node_gpus(cluster, None)
+
+
 def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
     """The scheduler as the chart runs it (an external service, reading the nodes as its
     ServiceAccount) and a hub with GPU profiles: the server gets the leased GPU as an
     `nvidia.com/gpu` limit on the node that has it, and gives it back at once when it
     stops, even after a hub restart (the spawner state keeps profile and lease)."""
-    import sys
-
     cluster, ns = setup.cluster, setup.namespace
     work = setup.host_dirs.parent / "gpu-hub"
     scheduler_port, hub_port = free_port(), free_port()
@@ -659,38 +775,7 @@ def test_a_gpu_profile_gets_a_lease_and_a_pod_on_the_gpu_node(setup, two_gpus):
             "DLHUB_GPU_SHARED_SECRET": secret,
         },
     )
-    # what the chart's gpu-scheduler Deployment gives the scheduler
-    scheduler_env = {
-        **hub.env(),
-        "KUBECONFIG": str(setup.host_dirs.parent / "scheduler.kubeconfig"),
-        "DLHUB_GPU_DB_URL": f"sqlite:///{work / 'gpu-scheduler.sqlite'}",
-        "DLHUB_GPU_SHARED_SECRET": secret,
-        "JUPYTERHUB_SERVICE_NAME": "gpu-scheduler",
-        "JUPYTERHUB_CLIENT_ID": "service-gpu-scheduler",
-        "JUPYTERHUB_SERVICE_URL": scheduler_url,
-        "JUPYTERHUB_SERVICE_PREFIX": "/services/gpu-scheduler/",
-        "JUPYTERHUB_BASE_URL": "/",
-        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
-        "JUPYTERHUB_API_TOKEN": token,
-    }
-    log = open(work / "gpu-scheduler.log", "ab")
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "gpu_scheduler"],
-        env=scheduler_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    headers = {"Authorization": f"dlhub-hub {secret}"}
-    capacity_url = f"{scheduler_url}/services/gpu-scheduler/api/hub/capacity?user=gina"
-
-    def capacity():
-        assert scheduler.poll() is None, (work / "gpu-scheduler.log").read_text()
-        import requests
-
-        r = requests.get(capacity_url, headers=headers, timeout=5)
-        return r.json()["models"] if r.status_code == 200 else None
-
+    scheduler, capacity = start_gpu_scheduler(setup, hub, work, secret, token, "gina")
     try:
         assert wait_for(capacity, 60, what="the scheduler") == {
             "Tesla-T4": {"total": 2, "free": 2}

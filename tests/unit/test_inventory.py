@@ -127,37 +127,66 @@ def test_odd_quantities_and_missing_status_are_no_gpus():
 
 
 def test_kubeconfig_with_a_token(tmp_path):
+    import asyncio
+
     import yaml
 
-    from gpu_scheduler.inventory import api_access
+    from gpu_scheduler.inventory import api_client
 
-    token_file = tmp_path / "token"
-    token_file.write_text("sa-token\n")
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {
                 "name": "c",
-                "cluster": {"server": "https://10.0.0.1:6443/", "insecure-skip-tls-verify": True},
+                "cluster": {"server": "https://10.0.0.1:6443", "insecure-skip-tls-verify": True},
             }
         ],
-        "users": [{"name": "u", "user": {"tokenFile": "token"}}],
+        "users": [{"name": "u", "user": {"token": "sa-token"}}],
         "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
         "current-context": "x",
     }
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    access = api_access({"KUBECONFIG": str(path)})
-    assert access.server == "https://10.0.0.1:6443"
-    assert access.token == "sa-token"
+
+    async def read():
+        api = await api_client({"KUBECONFIG": str(path)})
+        await api.close()
+        return api.configuration
+
+    configuration = asyncio.run(read())
+    assert configuration.host == "https://10.0.0.1:6443"
+    assert configuration.api_key == {"BearerToken": "Bearer sa-token"}
+    assert configuration.verify_ssl is False
 
 
-def test_not_in_a_cluster_says_what_to_do(tmp_path):
-    from gpu_scheduler.inventory import api_access
+def test_not_in_a_cluster_says_what_to_do(tmp_path, monkeypatch):
+    import asyncio
 
+    from gpu_scheduler.inventory import api_client
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(InventoryError, match="KUBECONFIG"):
-        api_access({})
+        asyncio.run(api_client({}))
+    with pytest.raises(InventoryError, match="cannot read the kubeconfig"):
+        asyncio.run(api_client({"KUBECONFIG": str(tmp_path / "none")}))
+
+
+def test_watch_events_change_the_nodes_and_their_devices():
+    from gpu_scheduler.inventory import apply_event, devices_from_nodes, summary
+
+    nodes: dict[str, dict] = {}
+    apply_event(nodes, "ADDED", node("n1", {"nvidia.com/gpu": "0"}))
+    assert devices_from_nodes(nodes.values(), PRODUCT) == []
+    apply_event(nodes, "MODIFIED", node("n1", {"nvidia.com/gpu": "2"}))
+    apply_event(nodes, "ADDED", node("n2", {"nvidia.com/gpu": "1"}, {PRODUCT: "L4"}))
+    devices = devices_from_nodes(nodes.values(), PRODUCT)
+    assert [d.uuid for d in devices] == ["n1//0", "n1//1", "n2/L4/0"]
+    assert summary(devices) == "3 GPUs (1 L4, 2 gpu)"
+    apply_event(nodes, "BOOKMARK", {"kind": "Node", "metadata": {"resourceVersion": "9"}})
+    apply_event(nodes, "DELETED", node("n1", {}))
+    assert sorted(nodes) == ["n2"]
+    assert summary([]) == "0 GPUs"
 
 
 def test_scheduler_from_config_reads_the_cluster(monkeypatch):
@@ -167,7 +196,7 @@ def test_scheduler_from_config_reads_the_cluster(monkeypatch):
 
     seen = []
 
-    def fake(label):
+    async def fake(label):
         seen.append(label)
         return [Device("n/T4/0", "T4"), Device("n/T4/1", "T4")]
 
