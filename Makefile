@@ -146,10 +146,12 @@ engine-stop: ## stop the Docker engine that `make engine` started
 	@$(PYTHON) tools/docker_engine.py stop
 
 .PHONY: docs
-docs: $(VENV)/.installed ## regenerate docs/config-reference.md from the schema
+docs: $(VENV)/.installed ## regenerate the config and chart references, build the site into site/ (strict)
 	@$(VENV)/bin/dlhub docs > docs/config-reference.md
 	@echo "==> wrote docs/config-reference.md"
 	@$(VENV)/bin/python tools/chart_schema.py
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
+	@echo "==> built the documentation site into site/ (open site/index.html)"
 
 .PHONY: lock
 lock: ## re-pin images/singleuser/requirements.txt from requirements.in

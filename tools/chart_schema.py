@@ -1,7 +1,7 @@
 """Generate the Helm chart's values.schema.json from the chart's and the platform's schemas.
 
-    python3 tools/chart_schema.py           # write helm/dlhub/values.schema.json
-    python3 tools/chart_schema.py --check   # exit 1 when the committed file is stale
+    python3 tools/chart_schema.py           # write values.schema.json and docs/chart-values.md
+    python3 tools/chart_schema.py --check   # exit 1 when a committed file is stale
 
 The chart's own values are described in helm/dlhub/chart-schema.yaml (JSON Schema
 draft-07 as YAML). `values.platform` is the platform config, so its schema is
@@ -158,6 +158,79 @@ def render(schema: dict) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+VALUES = CHART / "values.yaml"
+VALUES_DOC = REPO / "docs" / "chart-values.md"
+VALUES_DOC_HEADER = """# Chart values
+
+<!-- Generated from helm/dlhub/chart-schema.yaml and values.yaml by `make docs`;
+     edit those, not this file. -->
+
+The values of the Helm chart in `helm/dlhub` ([Running on Kubernetes](kubernetes.md)):
+each key with its type, its default from the chart's `values.yaml`, and what it does.
+`helm install`, `helm upgrade` and `helm template` check a values file against the
+chart's `values.schema.json` and name the key that is wrong. Everything under
+`platform` is the platform config, described key by key in the
+[config reference](config-reference.md).
+
+"""
+
+
+def _resolve(node: dict, definitions: dict) -> dict:
+    """A node with its `$ref` (to the chart's definitions) merged in; the node's own keys win."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/definitions/"):
+        return node
+    target = _resolve(definitions[ref.rsplit("/", 1)[1]], definitions)
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _type(node: dict) -> str:
+    t = node.get("type", "any")
+    return " or ".join(str(x) for x in t) if isinstance(t, list) else str(t)
+
+
+def _escape_html(text: str) -> str:
+    """`<` and `>` outside code spans as entities, so "<release>" is not read as a tag."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
+
+
+def _values_entries(node: dict, path: str, defaults, definitions: dict, out: list) -> None:
+    node = _resolve(node, definitions)
+    if path:
+        lines = [f"### `{path}`", "", f"- type: {_type(node)}"]
+        if "enum" in node:
+            lines.append("- one of " + ", ".join(f"`{json.dumps(v)}`" for v in node["enum"]))
+        properties = node.get("properties")
+        if defaults is not None and not (properties and isinstance(defaults, dict)):
+            lines.append(f"- default: `{json.dumps(defaults, ensure_ascii=False)}`")
+        description = _escape_html(" ".join(str(node.get("description", "")).split()))
+        if description:
+            lines += ["", description]
+        out.append("\n".join(lines) + "\n")
+    for name, sub in (node.get("properties") or {}).items():
+        sub_defaults = defaults.get(name) if isinstance(defaults, dict) else None
+        _values_entries(sub, f"{path}.{name}" if path else name, sub_defaults, definitions, out)
+
+
+def render_values_doc() -> str:
+    """docs/chart-values.md: the chart's own values (not `platform`) from its schema."""
+    chart = load_yaml(CHART_SCHEMA)
+    defaults = load_yaml(VALUES) or {}
+    definitions = chart.get("definitions", {})
+    out: list[str] = []
+    top = {k: v for k, v in chart.get("properties", {}).items() if k != "platform"}
+    _values_entries({"properties": top}, "", defaults, definitions, out)
+    out.append(
+        "### `platform`\n\n- type: object\n\nThe platform config (`backend` is always "
+        "`kubernetes` with this chart): every key is in the "
+        "[config reference](config-reference.md).\n"
+    )
+    return VALUES_DOC_HEADER + "\n".join(out)
+
+
 def say(message: str) -> None:
     print(f"==> chart schema: {message}", flush=True)
 
@@ -174,8 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chart schema: {PLATFORM_SCHEMA.relative_to(REPO)}: {e}", file=sys.stderr)
         return 1
     relative = OUTPUT.relative_to(REPO)
+    doc, doc_relative = render_values_doc(), VALUES_DOC.relative_to(REPO)
     if args.check:
         current = OUTPUT.read_text("utf-8") if OUTPUT.exists() else ""
+        current_doc = VALUES_DOC.read_text("utf-8") if VALUES_DOC.exists() else ""
+        if current_doc != doc:
+            print(
+                f"chart schema: {doc_relative} is stale; run `python3 tools/chart_schema.py`",
+                file=sys.stderr,
+            )
+            return 1
         if current != text:
             print(
                 f"chart schema: {relative} is stale (hub_config/schema.yaml or "
@@ -187,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     OUTPUT.write_text(text, "utf-8")
     say(f"wrote {relative}")
+    VALUES_DOC.write_text(doc, "utf-8")
+    say(f"wrote {doc_relative}")
     return 0
 
 
