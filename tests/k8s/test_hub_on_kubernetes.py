@@ -16,7 +16,9 @@ chart's scheduler ServiceAccount.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import json
 import shutil
 import ssl
@@ -193,6 +195,18 @@ class Setup:
     alice = None
     alice_token = ""
     host_dirs: Path | None = None
+
+
+def in_own_thread(function, *args):
+    """``function(*args)`` in a thread of its own, for code that runs an event loop: in a
+    full run the browser tests' session-wide Playwright keeps one running in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def run_coroutine(coro):
+    """Run ``coro`` to its end on an event loop of its own thread (see :func:`in_own_thread`)."""
+    return in_own_thread(asyncio.run, coro)
 
 
 @pytest.fixture(scope="module")
@@ -479,8 +493,6 @@ def test_the_schedulers_service_account_reads_nodes_and_no_pods(setup):
         result = cluster.kubectl("auth", "can-i", verb, "pods", "-A", "--as", who, check=False)
         assert result.stdout.strip() == "no", verb
     # and really: with its own client and token, the API server refuses it pods
-    import asyncio
-
     from kubernetes_asyncio.client import CoreV1Api
     from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -505,7 +517,7 @@ def test_the_schedulers_service_account_reads_nodes_and_no_pods(setup):
         finally:
             await api.close()
 
-    assert asyncio.run(as_the_scheduler()) == [403, 403, 403]
+    assert run_coroutine(as_the_scheduler()) == [403, 403, 403]
 
 
 def test_the_default_service_account_of_proxy_and_user_pods_may_do_nothing(setup):
@@ -577,8 +589,6 @@ def gpu_pod(name: str, selector: dict, limits: dict) -> dict:
 
 
 def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, monkeypatch):
-    import asyncio
-
     from gpu_scheduler.inventory import InventoryError, from_kubernetes
     from gpu_scheduler.model import Request
     from gpu_scheduler.service import scheduler_from_config
@@ -592,7 +602,7 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     node = cluster.node()
     assert node["status"]["allocatable"]["nvidia.com/gpu"] == "2"
     cfg = validate({"backend": "kubernetes", "gpus": {"enabled": True, "inventory": "kubernetes"}})
-    scheduler = scheduler_from_config(cfg)
+    scheduler = in_own_thread(scheduler_from_config, cfg)
     devices = sorted(scheduler.devices.values(), key=lambda d: d.uuid)
     assert [(d.uuid, d.model) for d in devices] == [
         (f"{two_gpus}/Tesla-T4/0", "Tesla-T4"),
@@ -600,7 +610,7 @@ def test_gpu_inventory_from_nodes_and_leases_placed_on_them(setup, two_gpus, mon
     ]
     # the hub's account may not read nodes
     with pytest.raises(InventoryError, match="403"):
-        asyncio.run(from_kubernetes(environ={"KUBECONFIG": str(work / "hub.kubeconfig")}))
+        run_coroutine(from_kubernetes(environ={"KUBECONFIG": str(work / "hub.kubeconfig")}))
 
     # two users get a GPU each; the third waits
     for i, user in enumerate(["ann", "bob", "cy"]):
