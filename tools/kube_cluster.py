@@ -72,8 +72,10 @@ from kube_common import (
 from kube_hoststate import (
     mounts_under,
     read_sysctls,
+    reject_untranslated_service_traffic,
     remove_kube_chains,
     remove_kubepods_cgroups,
+    remove_service_range_reject,
     write_sysctls,
 )
 from kube_pki import kubeconfig, write_pki
@@ -290,6 +292,7 @@ class Cluster:
         for path in (self.logs, self.pids):
             path.mkdir(parents=True, exist_ok=True)
         write_pki(self.pki)
+        reject_untranslated_service_traffic(SERVICE_CIDR)
         sysctls = self.state / "sysctls.json"
         if not sysctls.exists():
             sysctls.write_text(json.dumps(read_sysctls(), indent=2) + "\n")
@@ -549,6 +552,8 @@ class Cluster:
         chains = remove_kube_chains()
         if chains:
             say(f"removed {chains} KUBE-* iptables chain(s)")
+        if remove_service_range_reject(SERVICE_CIDR):
+            say(f"removed the local reject rules for the service range {SERVICE_CIDR}")
         removed, left = remove_kubepods_cgroups()
         if removed or left:
             say(f"removed {removed} kubepods cgroup(s)" + (f", {left} still busy" if left else ""))

@@ -64,6 +64,55 @@ def remove_kube_chains() -> int:
     return removed
 
 
+# Traffic to the service range that kube-proxy has not translated (a Service that is not
+# yet, or no longer, in its rules) would leave through the default route, and something
+# off this machine could answer. While the cluster runs it is rejected here instead: nat
+# (kube-proxy's DNAT) runs before filter, so only untranslated packets still carry a
+# service address when these rules see them.
+REJECT_COMMENT = "dlhub: keep the test cluster's service range on this machine"
+
+
+def _service_range_rule(cidr: str) -> list[str]:
+    return [
+        "-d",
+        cidr,
+        "-m",
+        "comment",
+        "--comment",
+        REJECT_COMMENT,
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-port-unreachable",
+    ]
+
+
+def reject_untranslated_service_traffic(cidr: str) -> None:
+    """Reject locally (OUTPUT and FORWARD) what is sent to `cidr` without being translated."""
+    for chain in ("OUTPUT", "FORWARD"):
+        rule = _service_range_rule(cidr)
+        present = run(["iptables", "-w", "-C", chain, *rule], check=False, capture_output=True)
+        if present.returncode != 0:
+            run(["iptables", "-w", "-I", chain, "1", *rule])
+
+
+def remove_service_range_reject(cidr: str) -> int:
+    """Remove the rules `reject_untranslated_service_traffic` added; how many were removed."""
+    removed = 0
+    if not shutil.which("iptables"):
+        return 0
+    for chain in ("OUTPUT", "FORWARD"):
+        rule = _service_range_rule(cidr)
+        while (
+            run(
+                ["iptables", "-w", "-D", chain, *rule], check=False, capture_output=True
+            ).returncode
+            == 0
+        ):
+            removed += 1
+    return removed
+
+
 def remove_kubepods_cgroups() -> tuple[int, int]:
     """rmdir the kubelet's cgroups (`kubepods` in each hierarchy); (removed, left) counts."""
     removed = left = 0

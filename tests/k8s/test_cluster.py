@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -233,6 +234,20 @@ def test_cluster_ip_service_answers_from_the_host_through_kube_proxy(
             last = e
             time.sleep(0.5)
     assert body == "served-by-pod\n", f"no answer from {cluster_ip}:80 (last error: {last})"
+
+
+def test_service_addresses_kube_proxy_has_not_translated_are_refused_on_this_machine(kube_cluster):
+    """No Service holds 10.0.0.254: the connection is refused here at once; without the
+    cluster's reject rule it would leave through the default route and be answered (or
+    hang) off this machine."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.URLError) as refused:
+        direct.open("http://10.0.0.254/", timeout=10)
+    assert isinstance(refused.value.reason, ConnectionRefusedError), refused.value
+    rules = subprocess.run(
+        ["iptables", "-w", "-S", "OUTPUT"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "10.0.0.0/24" in rules and "REJECT" in rules
 
 
 API_CHECK = """
