@@ -35,6 +35,7 @@ help: ## list the targets
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 	@echo
 	@echo "  make up CONFIG=path/to/dlhub.yaml   run with your own platform config"
+	@echo "  make up TLS=self-signed             try https with a self-signed certificate"
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> hub environment: $(VENV) (jupyterhub, dlhub, test tools)"
@@ -70,14 +71,14 @@ $(PROXY): package.json package-lock.json
 install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
 
 .PHONY: up
-up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config
+up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config, TLS=self-signed for https
 	@if [ "$$($(VENV)/bin/dlhub check --get backend $(CONFIG) 2>/dev/null)" = docker ]; then \
 		$(MAKE) --no-print-directory images; fi
-	@$(VENV)/bin/dlhub up $(if $(CONFIG),--config $(CONFIG))
+	@$(VENV)/bin/dlhub up $(if $(CONFIG),--config $(CONFIG)) $(if $(TLS),--tls $(TLS))
 
 .PHONY: system-packages
-system-packages: ## install Chromium and PostgreSQL from Debian when missing (tests use them)
-	@$(PYTHON) tools/system_packages.py browser postgres
+system-packages: ## install Chromium, PostgreSQL, OpenLDAP's slapd and NSS tools from Debian when missing (tests use them)
+	@$(PYTHON) tools/system_packages.py browser postgres ldap nss
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff lint and format check
@@ -88,11 +89,11 @@ lint: $(VENV)/.installed ## ruff lint and format check
 .PHONY: test
 test: install system-packages lint images image-gpu helm ## run every suite: unit, integration, e2e (browser, Docker), images, chart, Kubernetes
 	@echo "==> tests: unit, integration (real hub + proxy), security (the attack checklist),"
-	@echo "    e2e (Chromium, Docker), images,"
+	@echo "    e2e (Chromium, Docker), chaos (parts killed, recovery timed), images,"
 	@echo "    chart (helm, Kubernetes 1.30 schemas), k8s (a real single-node cluster; built"
 	@echo "    from Debian's Kubernetes source the first time, about 6 minutes)"
 	@mkdir -p test-artifacts
-	@$(VENV)/bin/pytest tests/unit tests/integration tests/security tests/e2e tests/images tests/chart tests/k8s \
+	@$(VENV)/bin/pytest tests/unit tests/integration tests/security tests/e2e tests/chaos tests/images tests/chart tests/k8s \
 		$(PYTEST_ARGS)
 
 .PHONY: test-unit
