@@ -69,6 +69,11 @@ def configure(c, environ=None, cwd=None) -> dict:
         if problem:
             sys.exit(f"dlhub: {problem}")
     mapping.apply(c, traits)
+    # a callable too: every request ends its database transaction, so no connection is
+    # held between requests (a database restart costs no request; hub_config.db_session)
+    from .db_session import log_and_release
+
+    c.JupyterHub.tornado_settings["log_function"] = log_and_release
     # callables, which the mapping (plain data) cannot hold: the admins' pending sign-ups
     from . import approval
 
