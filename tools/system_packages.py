@@ -9,6 +9,8 @@ Prints what it does; as a non-root user it prints the apt-get command to run ins
 from __future__ import annotations
 
 import glob
+import os
+import subprocess
 import sys
 
 import host
@@ -18,7 +20,24 @@ GROUPS = {
     "browser": (["/usr/bin/chromium"], ["chromium", "fonts-dejavu-core"]),
     # a PostgreSQL server the tests start privately (initdb + pg_ctl)
     "postgres": (["/usr/lib/postgresql/*/bin/pg_ctl"], ["postgresql"]),
+    # OpenLDAP's server and clients: the LDAP tests start slapd with their own config
+    "ldap": (["/usr/sbin/slapd", "/usr/bin/ldapadd"], ["slapd", "ldap-utils"]),
+    # certutil: the browser tests trust their own certificate authority in an NSS db
+    "nss": (["/usr/bin/certutil"], ["libnss3-tools"]),
 }
+
+#: debconf answers given before installing: the package's own server is not configured
+#: (and so not started); the tests run theirs.
+PRESEED = {"slapd": "slapd slapd/no_configuration boolean true\n"}
+
+
+def preseed(answers: str) -> None:
+    """Give debconf its answers (``debconf-set-selections``) before a package installs."""
+    result = subprocess.run(
+        ["debconf-set-selections"], input=answers, text=True, capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        raise host.HostError(f"debconf-set-selections failed: {result.stderr.strip()}")
 
 
 def missing_packages(groups: list[str]) -> list[str]:
@@ -40,6 +59,9 @@ def main(argv: list[str]) -> int:
         return 0
     print(f"system packages: installing {' '.join(packages)} (apt-get)", flush=True)
     try:
+        for package in packages:
+            if package in PRESEED and os.geteuid() == 0:
+                preseed(PRESEED[package])
         host.apt_install(packages)
     except host.HostError as e:
         print(f"system packages: {e}", file=sys.stderr)
