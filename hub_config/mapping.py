@@ -50,6 +50,17 @@ def db_url(cfg: dict, data_dir: Path) -> str:
     return cfg["hub"]["db_url"] or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
 
 
+#: Seconds between the hub's checks of each server when ``hub.poll_interval`` is null: short
+#: where servers die out of the hub's sight and a check is cheap (docker: one engine call
+#: per server; kubernetes: a read of KubeSpawner's pod cache); JupyterHub's 30 on local.
+POLL_INTERVAL = {"local": 30, "docker": 5, "kubernetes": 5}
+
+
+def poll_interval(cfg: dict) -> int:
+    """``hub.poll_interval``, or the backend's :data:`POLL_INTERVAL` when it is null."""
+    return cfg["hub"]["poll_interval"] or POLL_INTERVAL[cfg["backend"]]
+
+
 def user_env(cfg: dict, environ: dict, hub_prefix: str) -> str:
     """The prefix of the Python environment user servers run from (local backend)."""
     return cfg["local"]["user_env"] or environ.get("DLHUB_USER_ENV") or hub_prefix
@@ -286,7 +297,7 @@ def hub_traits(
         **auth_traits(cfg, data_dir),
         "Spawner": {
             "default_url": "/lab",
-            "poll_interval": hub["poll_interval"],
+            "poll_interval": poll_interval(cfg),
         },
         # where spawners ask for GPUs (nothing when the scheduler is off)
         "GpuMixin": {},

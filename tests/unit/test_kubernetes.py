@@ -280,7 +280,7 @@ EXPECTED_GPU_TRAITS = {
     },
     "Spawner": {
         "default_url": "/lab",
-        "poll_interval": 30,
+        "poll_interval": 5,
         "server_token_scopes": [
             "users:activity!user",
             "access:servers!server",

@@ -197,8 +197,11 @@ def test_every_backend_gets_the_same_sections_everywhere_else():
         ("kubernetes", {"environ": {"DLHUB_RELEASE": "lab", "DLHUB_HUB_CONNECT_URL": "http://h"}}),
     ]:
         t = traits({"backend": backend}, **kw)
-        for section in ("Authenticator", "DlhubAuthenticator", "NativeAuthenticator", "Spawner"):
+        for section in ("Authenticator", "DlhubAuthenticator", "NativeAuthenticator"):
             assert t[section] == shared[section], (backend, section)
+        # the servers' check interval is the backend's (mapping.POLL_INTERVAL)
+        unpolled = {**t["Spawner"], "poll_interval": None}
+        assert unpolled == {**shared["Spawner"], "poll_interval": None}, backend
         decided = {"hub_bind_url", "spawner_class", "cleanup_servers", "hub_connect_url"}
         for key in set(shared["JupyterHub"]) - decided:
             assert t["JupyterHub"][key] == shared["JupyterHub"][key], (backend, key)
