@@ -23,7 +23,7 @@ from jupyterhub.handlers import BaseHandler
 from nativeauthenticator import NativeAuthenticator, handlers
 from traitlets import Bool
 
-from . import approval, login_checks, user_api
+from . import approval, login_checks, spawn_limits, user_api
 
 
 class _NoTimer:
@@ -111,4 +111,4 @@ class DlhubAuthenticator(
 
     def get_handlers(self, app):
         native = [(route, REPLACEMENTS.get(h, h)) for route, h in super().get_handlers(app)]
-        return user_api.ROUTES + native + approval.ROUTES
+        return user_api.ROUTES + spawn_limits.ROUTES + native + approval.ROUTES

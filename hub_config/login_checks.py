@@ -8,6 +8,9 @@ NativeAuthenticator's sign-up and login handlers (see :mod:`hub_config.auth`).
 - passwords of any length work (:mod:`hub_config.passwords`): bcrypt gets at most 72
   bytes, longer passwords are reduced first; more than 1024 characters are refused at
   sign-up and never match at log-in;
+- a log-in's bcrypt check (a quarter of a second at cost 12) runs in a pool of
+  ``password_hash_threads`` threads, off the hub's event loop (bcrypt releases the GIL):
+  every other request is served while a class logs in;
 - lock-out: NativeAuthenticator locks an account after ``allowed_failed_logins``
   failures in a row for ``seconds_before_next_try``; here whoever gives the right
   password meanwhile is told it is locked and for how long (``429``, ``Retry-After``),
@@ -25,8 +28,11 @@ NativeAuthenticator's sign-up and login handlers (see :mod:`hub_config.auth`).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import bcrypt
@@ -43,6 +49,13 @@ SHOWN = 32
 
 def _shown(name: str) -> str:
     return name if len(name) <= SHOWN else name[:SHOWN] + "…"
+
+
+#: The last password check of this request: (stored hash, bcrypt secret, matched).
+#: A context variable: each request's handler runs in a task of its own.
+_checked: contextvars.ContextVar[tuple[bytes, str, bool] | None] = contextvars.ContextVar(
+    "dlhub_password_checked", default=None
+)
 
 
 class CredentialRules(LoggingConfigurable):
@@ -113,11 +126,25 @@ class CredentialRules(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    password_hash_threads = Integer(
+        4,
+        help="""Threads that check log-in passwords with bcrypt, off the hub's event loop.
+
+        A bcrypt check takes about a quarter of a second of CPU (cost 12). In these
+        threads (bcrypt releases Python's lock) the hub keeps serving every other
+        request while many people log in at once; more threads than CPU cores add
+        nothing. 0 checks on the event loop, as NativeAuthenticator does, which stalls
+        the whole hub for each log-in (kept for comparison: bench/load measures both).
+        Set from ``auth.password_hash_threads``.
+        """,
+    ).tag(config=True)
+
     @validate(
         "login_throttle_failures",
         "login_throttle_seconds",
         "signup_throttle_attempts",
         "max_pending_signups",
+        "password_hash_threads",
     )
     def _valid_count(self, proposal):
         if proposal["value"] < 0:
@@ -159,9 +186,36 @@ class CredentialRules(LoggingConfigurable):
 
     # --- passwords ----------------------------------------------------------------
 
+    @functools.cached_property
+    def _hash_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.password_hash_threads, thread_name_prefix="dlhub-bcrypt")
+
     def password_matches(self, info, password: str) -> bool:
-        """Whether ``password`` is the one whose hash NativeAuthenticator stored in ``info``."""
-        return bcrypt.checkpw(passwords.bcrypt_secret(password).encode(), info.password)
+        """Whether ``password`` is the one whose hash NativeAuthenticator stored in ``info``
+        (the answer of this request's check in the pool when there was one)."""
+        secret = passwords.bcrypt_secret(password)
+        checked = _checked.get()
+        if checked is not None and checked[0] == info.password and checked[1] == secret:
+            return checked[2]
+        return bcrypt.checkpw(secret.encode(), info.password)
+
+    async def authenticate(self, handler, data):
+        """NativeAuthenticator's log-in, with the password checked in the pool first.
+
+        The account is read here, on the event loop (the database session is not
+        thread-safe); only bcrypt goes to a thread. NativeAuthenticator's own checks
+        (approval, lock-out, 2FA) then run as before and find the answer ready.
+        """
+        password = data.get("password")
+        info = self.get_user(data.get("username", "")) if password is not None else None
+        if info is not None and self.password_hash_threads:
+            secret = passwords.bcrypt_secret(password)
+            stored = info.password
+            matched = await asyncio.wrap_future(
+                self._hash_pool.submit(bcrypt.checkpw, secret.encode(), stored)
+            )
+            _checked.set((stored, secret, matched))
+        return await super().authenticate(handler, data)
 
     def get_user(self, username):
         info = super().get_user(username)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    event,
     inspect,
     make_url,
     select,
@@ -194,9 +195,47 @@ def backup_sqlite(engine: Engine) -> str | None:
         return None
     backup = f"{url.database}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
     fd = os.open(backup, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "wb") as out, open(url.database, "rb") as source:
-        shutil.copyfileobj(source, out)
+    os.close(fd)
+    # SQLite's own backup: in WAL mode the file alone may lack the latest commits
+    source, out = sqlite3.connect(url.database), sqlite3.connect(backup)
+    try:
+        source.backup(out)
+    finally:
+        out.close()
+        source.close()
     return backup
+
+
+#: Milliseconds an SQLite connection waits for another's write lock before it fails.
+SQLITE_BUSY_MS = 30_000
+
+
+def _is_sqlite_file(engine: Engine) -> bool:
+    url = engine.url
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+
+
+def wait_for_locks(engine: Engine) -> None:
+    """Every connection of an SQLite file waits for another's write lock (a busy timeout)
+    instead of failing at once with "database is locked"."""
+    if not _is_sqlite_file(engine):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.close()
+
+
+def write_ahead_log(engine: Engine) -> None:
+    """An SQLite file in WAL mode (kept in the file): readers such as ``dlhub`` commands
+    and backups never block the scheduler's writes. Set once the database is known to be
+    this release's, so a refused one is left as it was."""
+    if not _is_sqlite_file(engine):
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 class Store:
@@ -205,7 +244,9 @@ class Store:
     def __init__(self, url: str):
         create_private(url)
         self.engine = create_engine(url, future=True)
+        wait_for_locks(self.engine)
         upgrade_database(self.engine)
+        write_ahead_log(self.engine)
 
     def save(self, scheduler: Scheduler) -> None:
         """Replace the stored state with the scheduler's, in one transaction."""

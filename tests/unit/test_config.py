@@ -95,7 +95,8 @@ def test_unknown_key(tmp_path):
     msg = load_error(path)
     assert msg == (
         f"invalid dlhub config {path}: hub.bind_ulr: unknown key; allowed keys here: "
-        "bind_url, data_dir, db_url, hub_port, log_level, poll_interval, proxy_api_port"
+        "active_server_limit, bind_url, concurrent_spawn_limit, data_dir, db_url, hub_port, "
+        "log_level, poll_interval, proxy_api_port"
     )
 
 
