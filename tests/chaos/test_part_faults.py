@@ -1,0 +1,188 @@
+"""Faults of the parts around the hub: what survives them, and how long recovery takes
+(recorded through tests/chaos/conftest.py's ``chaos_record``).
+
+- a user's server killed outside the hub (``docker kill`` of its container; on the local
+  backend SIGKILL of its process), in the ``world`` of five servers at work: the hub
+  notices within its poll interval, the GPU lease is given back at once and handed to the
+  user waiting for it, the user can start again;
+- the hub's PostgreSQL restarted while three spawns wait (queued for the one GPU): the
+  hub's next request is answered, every waiting spawn completes in turn;
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from chaoskit import measure, pids_of
+
+from gputest import SchedulerClient, gpu_hub_config
+from hub_config.mapping import POLL_INTERVAL
+from hubtest import start_server, stop_server, token_api, wait_for
+from pgtest import PostgresServer
+
+pytestmark = [pytest.mark.chaos]
+
+GPU_PROFILES = [
+    {"name": "gpu", "display_name": "One GPU", "gpus": 1, "default": True},
+    {"name": "cpu", "display_name": "CPU only"},
+]
+
+
+def server_model(hub, token, user) -> dict | None:
+    """``user``'s default server as the hub's API shows it (None: none)."""
+    r = token_api(hub.url, token, "GET", f"/hub/api/users/{user}")
+    assert r.status_code == 200, r.text
+    return r.json()["servers"].get("")
+
+
+def waiting_for_gpu(hub, token, user) -> bool:
+    server = server_model(hub, token, user)
+    return bool(server) and server["pending"] == "spawn" and not server["ready"]
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {k: v for k, _, v in pairs}
+
+
+def kill_server_outside_the_hub(world, user: str) -> None:
+    """``docker kill`` of ``user``'s container, or SIGKILL of their server's process."""
+    hub = world.hub
+    if world.backend == "docker":
+        import docker
+
+        engine = docker.from_env()
+        prefix = hub.config["docker"]["name_prefix"]
+        (container,) = [
+            c
+            for c in engine.containers.list(filters={"name": prefix})
+            if f"JUPYTERHUB_USER={user}" in c.attrs["Config"]["Env"]
+        ]
+        container.kill()
+        return
+    api = f":{hub.config['hub']['hub_port']}/"
+    (pid,) = [
+        p
+        for p in pids_of("jupyterhub-singleuser")
+        if environ_of(p).get("JUPYTERHUB_USER") == user
+        and api in environ_of(p).get("JUPYTERHUB_API_URL", "")
+    ]
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+
+
+# --- a user's server killed outside the hub ---------------------------------------------------
+
+
+@pytest.mark.parametrize("world", ["docker", "local"], indirect=True)
+def test_a_server_killed_outside_the_hub_is_noticed_its_lease_handed_on(world, chaos_record):
+    scenario = f"{world.backend}: a server killed outside the hub"
+    victim = world.gpu_holder or world.running[1]
+    profile = "gpu" if victim == world.gpu_holder else "cpu"
+    others = [u for u in world.running if u != victim]
+    check_every = world.hub.config["gpus"]["check_every"]
+    poll = POLL_INTERVAL[world.backend]
+
+    kill_server_outside_the_hub(world, victim)
+    killed = time.monotonic()
+    noticed = measure(lambda: world.server(victim) is None, poll * 1.1 + 10, f"{victim} noticed")
+    chaos_record(scenario, f"the hub shows it stopped (poll every {poll} s)", noticed)
+    assert noticed <= poll * 1.1 + 3
+
+    def released():
+        return all(user != victim for _, user, _ in world.gpu_state()["leases"])
+
+    wait_for(released, check_every + 5, interval=0.2, what=f"{victim}'s lease released")
+    chaos_record(scenario, "its GPU lease released", time.monotonic() - killed)
+    if world.queued:
+        # the GPU goes to the user waiting for it: their spawn completes
+        handed = measure(
+            lambda: (world.server(world.queued) or {}).get("ready"),
+            60,
+            f"{world.queued}'s server to start with the freed GPU",
+        )
+        chaos_record(scenario, "the waiting user's server ready with the freed GPU", handed)
+        assert [user for _, user, _ in world.gpu_state()["leases"]] == [world.queued]
+        stop_server(world.hub.url, world.admin_token, world.queued)
+    # the other servers were not touched; the user starts again as before
+    assert all(world.reachable(u) for u in others)
+    t0 = time.monotonic()
+    start_server(world.hub.url, world.tokens[victim], victim, {"profile": profile}, timeout=180)
+    chaos_record(scenario, "the user's new server ready", time.monotonic() - t0)
+    assert world.reachable(victim)
+    if profile == "gpu":
+        assert [user for _, user, _ in world.gpu_state()["leases"]] == [victim]
+
+
+# --- the hub's PostgreSQL restarted during spawns ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def pg_hub(pg_server, hub_factory):
+    config = {
+        **gpu_hub_config(GPU_PROFILES, count=1, check_every=2),
+        "hub": {"db_url": pg_server.url},
+        "culling": {"enabled": False},
+    }
+    hub = hub_factory(config, name="pghub")
+    yield hub
+    hub.stop()  # before the database server goes
+
+
+def test_postgres_restarted_during_spawns_the_hub_reconnects_and_no_spawn_is_stuck(
+    pg_hub, pg_server, chaos_record
+):
+    scenario = "postgres restarted during spawns"
+    hub = pg_hub
+    token = hub.admin().new_token("postgres restart")
+    users = ["holder", "q1", "q2", "q3"]
+    for user in users:
+        r = token_api(hub.url, token, "POST", f"/hub/api/users/{user}", json={})
+        assert r.status_code == 201, r.text
+    start_server(hub.url, token, "holder")
+    for user in users[1:]:
+        r = token_api(hub.url, token, "POST", f"/hub/api/users/{user}/server", json={})
+        assert r.status_code == 202, r.text
+    scheduler = SchedulerClient(hub)
+    wait_for(lambda: len(scheduler.state(token)["waiting"]) == 3, 30, what="three spawns queued")
+    assert all(waiting_for_gpu(hub, token, u) for u in users[1:])
+
+    began = time.monotonic()
+    pg_server.stop()
+    pg_server.start()
+    restarted = time.monotonic()
+    chaos_record(scenario, "postgres stopped and started", restarted - began)
+    # the first request after the restart is answered: no connection was held across it
+    r = token_api(hub.url, token, "GET", "/hub/api/users")
+    answered = time.monotonic() - restarted
+    chaos_record(scenario, "the hub's first answer after the restart", answered)
+    assert r.status_code == 200, r.text
+    assert all(waiting_for_gpu(hub, token, u) for u in users[1:])
+
+    # every waiting spawn completes in turn, each when the one before stops
+    for before, user in zip(users, users[1:], strict=False):
+        stop_server(hub.url, token, before)
+        ready = measure(
+            lambda u=user: (server_model(hub, token, u) or {}).get("ready"),
+            60,
+            f"{user}'s spawn to complete after the restart",
+        )
+        chaos_record(scenario, f"queued spawn of {user} ready once the GPU was free", ready)
+    stop_server(hub.url, token, users[-1])
+    state = scheduler.state(token)
+    assert state["leases"] == [] and state["waiting"] == []
+    # nothing pending or running is left in the hub's database
+    r = token_api(hub.url, token, "GET", "/hub/api/users?state=active")
+    assert r.status_code == 200 and r.json() == [], r.text
