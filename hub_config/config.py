@@ -205,6 +205,36 @@ def _check_semantics(cfg: dict, source: str) -> None:
             )
         mounts[mount] = key
     _check_names(cfg, source)
+    _check_auth(cfg["auth"], source)
+
+
+def _check_auth(auth: dict, source: str) -> None:
+    """``auth.type: oidc`` needs its provider, its client and someone allowed in."""
+    if auth["type"] != "oidc":
+        return
+    oidc = auth["oidc"]
+    for key in ("issuer", "client_id"):
+        if not oidc[key]:
+            raise ConfigError(source, f"auth.oidc.{key}", "required with auth.type: oidc")
+    if bool(oidc["client_secret"]) == bool(oidc["client_secret_file"]):
+        raise ConfigError(
+            source,
+            "auth.oidc.client_secret",
+            "set exactly one of auth.oidc.client_secret and auth.oidc.client_secret_file",
+        )
+    if not (
+        oidc["allow_all"]
+        or oidc["allowed_groups"]
+        or oidc["allowed_users"]
+        or oidc["admin_groups"]
+        or auth["admin_users"]
+    ):
+        raise ConfigError(
+            source,
+            "auth.oidc.allowed_groups",
+            "nobody could log in: name allowed_groups, allowed_users or admin_groups, "
+            "or set allow_all",
+        )
 
 
 #: Longest ``<fullname>-group-`` the chart makes (its ``<fullname>`` has at most 40 characters).

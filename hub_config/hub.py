@@ -9,6 +9,12 @@ from . import datadir, mapping
 from .config import ConfigError, load_platform_config
 
 
+#: JupyterHub's variable for the key that encrypts users' auth state.
+CRYPT_KEY_ENV = "JUPYTERHUB_CRYPT_KEY"
+#: The data dir's file with that key when the variable is not set (mode 0600).
+CRYPT_KEY_FILE = "jupyterhub-crypt-key"
+
+
 def configure(c, environ=None, cwd=None) -> dict:
     """Load the platform config and apply it to ``c``; return the validated config.
 
@@ -74,9 +80,30 @@ def configure(c, environ=None, cwd=None) -> dict:
     from .db_session import log_and_release
 
     c.JupyterHub.tornado_settings["log_function"] = log_and_release
-    # callables, which the mapping (plain data) cannot hold: the admins' pending sign-ups
-    from . import approval
-
-    c.JupyterHub.template_vars = {"dlhub_pending_signups": approval.pending_signups}
-    c.JupyterHub.default_url = approval.landing_url
+    problem = configure_auth(c, cfg, traits, data_dir, environ)
+    if problem:
+        sys.exit(f"invalid dlhub config: {problem}")
     return cfg
+
+
+def configure_auth(c, cfg: dict, traits: dict, data_dir, environ) -> str | None:
+    """What the authenticator of ``auth.type`` needs beyond its traits; a problem that
+    stops start-up (one line naming the key), or None."""
+    if cfg["auth"]["type"] == "native":
+        # callables, which the mapping (plain data) cannot hold: the admins' pending sign-ups
+        from . import approval
+
+        c.JupyterHub.template_vars = {"dlhub_pending_signups": approval.pending_signups}
+        c.JupyterHub.default_url = approval.landing_url
+    if cfg["auth"]["type"] == "oidc":
+        from . import oidc
+
+        problem = oidc.startup_problem(cfg["auth"])
+        if problem:
+            return problem
+    auth_state = any(v.get("enable_auth_state") for v in traits.values())
+    if auth_state and not environ.get(CRYPT_KEY_ENV):
+        # the provider's tokens are kept encrypted in the hub database, under a key kept
+        # in the data dir (or given in $JUPYTERHUB_CRYPT_KEY)
+        c.CryptKeeper.keys = [datadir.secret(data_dir, CRYPT_KEY_FILE)]
+    return None

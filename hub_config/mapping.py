@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from gpu_scheduler.contract import SECRET_ENV
 
-from . import datadir, k8s_objects
+from . import datadir, k8s_objects, oidc
 from .first_admin import TOKEN_FILE as FIRST_ADMIN_TOKEN
 from .k8s_env import chart_env
 
@@ -218,10 +218,11 @@ def gpu_start_timeout(cfg: dict) -> int:
     return cfg["gpus"]["max_wait"] + 300
 
 
-def auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
-    """The authenticator's sections: for the hub, and for ``dlhub admin``."""
+def native_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
+    """``auth.type: native``: sign-up with approval (``hub_config.auth.DlhubAuthenticator``)."""
     auth = cfg["auth"]
     return {
+        "JupyterHub": {"authenticator_class": "hub_config.auth.DlhubAuthenticator"},
         "Authenticator": {
             "admin_users": set(auth["admin_users"]),
             # NativeAuthenticator only lets approved accounts log in; that is the allow list.
@@ -245,6 +246,25 @@ def auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
             "seconds_before_next_try": auth["lockout_seconds"],
         },
     }
+
+def oidc_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
+    """``auth.type: oidc``: an OpenID Connect provider (:mod:`hub_config.oidc`)."""
+    return oidc.oidc_traits(cfg["auth"])
+
+
+#: ``auth.type`` -> its authenticator's sections (``JupyterHub.authenticator_class`` among them).
+AUTH_TABLES = {
+    "native": native_auth_traits,
+    "oidc": oidc_auth_traits,
+}
+
+
+def auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
+    """The authenticator's sections for ``auth.type``: for the hub, and for ``dlhub admin``."""
+    kind = cfg["auth"]["type"]
+    if kind not in AUTH_TABLES:
+        raise ValueError(f"dlhub: auth.type {kind!r} is not available in this version of dlhub")
+    return AUTH_TABLES[kind](cfg, data_dir)
 
 
 def merged(*tables: dict[str, dict]) -> dict[str, dict]:
@@ -286,7 +306,6 @@ def hub_traits(
             "pid_file": str(data_dir / datadir.HUB_PID),
             "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
             "log_level": hub["log_level"],
-            "authenticator_class": "hub_config.auth.DlhubAuthenticator",
             "spawner_class": SPAWNER_CLASSES[cfg["backend"]],
             "services": culler_service(cfg["culling"], python)
             + ([scheduler.service] if scheduler else []),
@@ -298,7 +317,6 @@ def hub_traits(
             "api_url": proxy_api_url,
             "pid_file": str(data_dir / datadir.PROXY_PID),
         },
-        **auth_traits(cfg, data_dir),
         "Spawner": {
             "default_url": "/lab",
             "poll_interval": poll_interval(cfg),
@@ -315,7 +333,7 @@ def hub_traits(
             "gpu_secret": scheduler.secret,
             "gpu_max_wait": float(cfg["gpus"]["max_wait"]),
         }
-    return traits
+    return merged(traits, auth_traits(cfg, data_dir))
 
 
 def local_proxy_api_url(cfg: dict) -> str:

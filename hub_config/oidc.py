@@ -1,0 +1,230 @@
+"""Log-in with an OpenID Connect provider: oauthenticator's ``GenericOAuthenticator``, thinly.
+
+What this module adds to ``GenericOAuthenticator`` (oauthenticator 17.4):
+
+- **issuer discovery**: the provider's endpoints come from
+  ``<issuer>/.well-known/openid-configuration``, read once, at the first log-in (so the
+  hub starts while the provider is still starting). The document must name the same
+  issuer (OpenID Connect Discovery 1.0, section 4.3). PKCE (S256) is used when the
+  document lists it (``pkce: auto``), always, or never.
+- **the client secret from a file** (``client_secret_file``), as a Kubernetes Secret is
+  mounted.
+- a clear page when the provider cannot be reached (503, naming the provider), instead
+  of a 500.
+
+Everything else is oauthenticator's: the authorization-code flow, the ``state`` check,
+``allowed_users``/``allowed_groups``/``admin_groups``, group sync (``manage_groups``:
+the user's hub groups are set to the ``groups_claim`` of the userinfo at every log-in and
+every refresh), and the refresh of the stored tokens (``enable_auth_state``,
+``refresh_pre_spawn``, ``auth_refresh_age``).
+
+:func:`oidc_traits` is the pure table from the platform config's ``auth`` section to
+traits; :func:`startup_problem` is what ``hub.configure`` checks before the hub starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
+from tornado import web
+from traitlets import Enum, Unicode, default
+
+#: The class ``JupyterHub.authenticator_class`` names for ``auth.type: oidc``.
+AUTHENTICATOR_CLASS = "hub_config.oidc.OIDCAuthenticator"
+
+#: Where the discovery document is, under the issuer.
+WELL_KNOWN = "/.well-known/openid-configuration"
+
+#: The part of the userinfo oauthenticator keeps in the auth state (``user_auth_state_key``).
+USER_KEY = "oauth_user"
+
+
+def discovery_url(issuer: str) -> str:
+    """The discovery document's URL of ``issuer`` (a trailing ``/`` is not doubled)."""
+    return issuer.rstrip("/") + WELL_KNOWN
+
+
+def endpoints(issuer: str, document: dict) -> dict:
+    """The endpoints of a discovery document, checked: ``ValueError`` says what is wrong.
+
+    Returns ``authorize_url``, ``token_url``, ``userdata_url`` and ``pkce_s256`` (whether
+    the provider lists the S256 code challenge method)."""
+    named = document.get("issuer")
+    if named != issuer and named != issuer.rstrip("/"):
+        raise ValueError(f"its discovery document names another issuer ({named!r})")
+    out = {}
+    for key, field in (
+        ("authorize_url", "authorization_endpoint"),
+        ("token_url", "token_endpoint"),
+        ("userdata_url", "userinfo_endpoint"),
+    ):
+        value = document.get(field)
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise ValueError(f"its discovery document has no {field}")
+        out[key] = value
+    out["pkce_s256"] = "S256" in (document.get("code_challenge_methods_supported") or [])
+    return out
+
+
+class OIDCLoginHandler(OAuthLoginHandler):
+    """oauthenticator's redirect to the provider, once the provider's endpoints are known."""
+
+    async def get(self):
+        await self.authenticator.discover()
+        return super().get()
+
+
+class OIDCAuthenticator(GenericOAuthenticator):
+    """``GenericOAuthenticator`` that finds its endpoints from the issuer.
+
+    Needs ``issuer``; ``authorize_url``, ``token_url`` and ``userdata_url`` are set from
+    the discovery document at the first log-in (or refresh), and ``enable_pkce`` too when
+    ``pkce`` is ``auto``.
+    """
+
+    login_handler = OIDCLoginHandler
+
+    issuer = Unicode(
+        "",
+        help="""The provider's issuer URL, e.g. ``https://sso.example.org/realms/lab``.
+
+        The endpoints are read from ``<issuer>/.well-known/openid-configuration`` once,
+        at the first log-in; the document must name this issuer. Set from the platform
+        config key ``auth.oidc.issuer``.
+        """,
+    ).tag(config=True)
+
+    pkce = Enum(
+        ["auto", "always", "never"],
+        default_value="auto",
+        help="""Whether to send a PKCE (S256) code challenge.
+
+        ``auto``: when the discovery document lists S256 among
+        ``code_challenge_methods_supported``; ``always``; ``never``. Set from
+        ``auth.oidc.pkce``.
+        """,
+    ).tag(config=True)
+
+    client_secret_file = Unicode(
+        "",
+        help="""A file holding the client secret (white space around it is ignored).
+
+        Used when ``client_secret`` is not set; read when the secret is first needed.
+        Set from ``auth.oidc.client_secret_file``.
+        """,
+    ).tag(config=True)
+
+    ca_file = Unicode(
+        "",
+        help="""A PEM file of the authority that signed the provider's certificate.
+
+        Empty: the system's trust store. Set from ``auth.oidc.ca_file``.
+        """,
+    ).tag(config=True)
+
+    _endpoints: dict | None = None
+
+    @default("client_secret")
+    def _client_secret_from_file(self):
+        if self.client_secret_file:
+            return Path(self.client_secret_file).read_text().strip()
+        return super()._client_secret_default()
+
+    @default("http_request_kwargs")
+    def _request_kwargs_ca(self):
+        return {"ca_certs": self.ca_file} if self.ca_file else {}
+
+    async def discover(self) -> dict:
+        """Read the provider's endpoints once; a 503 page names the provider when it
+        cannot be read."""
+        if self._endpoints is not None:
+            return self._endpoints
+        url = discovery_url(self.issuer)
+        try:
+            document = await self.httpfetch(
+                url, "Fetching the OpenID Connect discovery document", method="GET"
+            )
+            found = endpoints(self.issuer, document if isinstance(document, dict) else {})
+        except Exception as e:
+            self.log.error("OpenID Connect discovery at %s failed: %s", url, e)
+            raise web.HTTPError(
+                503,
+                f"The identity provider {self.issuer} cannot be reached or is misconfigured "
+                "right now; try again in a minute, or tell an admin.",
+            ) from None
+        self.authorize_url = found["authorize_url"]
+        self.token_url = found["token_url"]
+        self.userdata_url = found["userdata_url"]
+        if self.pkce != "auto":
+            self.enable_pkce = self.pkce == "always"
+        else:
+            self.enable_pkce = found["pkce_s256"]
+        self.log.info(
+            "OpenID Connect provider %s: PKCE %s", self.issuer, "on" if self.enable_pkce else "off"
+        )
+        self._endpoints = found
+        return found
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        await self.discover()
+        return await super().authenticate(handler, data, **kwargs)
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        await self.discover()
+        return await super().refresh_user(user, handler, **kwargs)
+
+
+def oidc_traits(auth: dict) -> dict[str, dict]:
+    """The authenticator's sections for ``auth.type: oidc`` (``auth``: the platform
+    config's validated ``auth`` section)."""
+    oidc = auth["oidc"]
+    section = {
+        "issuer": oidc["issuer"],
+        "pkce": oidc["pkce"],
+        "client_id": oidc["client_id"],
+        "scope": list(oidc["scopes"]),
+        "username_claim": oidc["username_claim"],
+        "login_service": oidc["login_service"],
+        # groups from the claim are the user's hub groups, set at each log-in and refresh
+        "manage_groups": True,
+        "auth_state_groups_key": f"{USER_KEY}.{oidc['groups_claim']}",
+        "allowed_groups": set(oidc["allowed_groups"]),
+        "admin_groups": set(oidc["admin_groups"]),
+        "allowed_users": set(oidc["allowed_users"]),
+        "allow_all": oidc["allow_all"],
+        # who leaves the directory must not stay allowed because the hub knew them
+        "allow_existing_users": False,
+        # tokens kept (encrypted) so that each start and refresh asks the provider again
+        "enable_auth_state": True,
+        "refresh_pre_spawn": True,
+        "auth_refresh_age": oidc["refresh_seconds"],
+    }
+    if oidc["client_secret"]:
+        section["client_secret"] = oidc["client_secret"]
+    if oidc["client_secret_file"]:
+        section["client_secret_file"] = oidc["client_secret_file"]
+    if oidc["callback_url"]:
+        section["oauth_callback_url"] = oidc["callback_url"]
+    if oidc["ca_file"]:
+        section["ca_file"] = oidc["ca_file"]
+    return {
+        "JupyterHub": {"authenticator_class": AUTHENTICATOR_CLASS},
+        "Authenticator": {"admin_users": set(auth["admin_users"])},
+        "OIDCAuthenticator": section,
+    }
+
+
+def startup_problem(auth: dict) -> str | None:
+    """What stops the hub from starting with this ``auth`` section (one line naming the
+    key), or None. Reads the client secret's file."""
+    path = auth["oidc"]["client_secret_file"]
+    if path:
+        try:
+            secret = Path(path).read_text().strip()
+        except OSError as e:
+            return f"auth.oidc.client_secret_file: cannot read {path} ({e.strerror})"
+        if not secret:
+            return f"auth.oidc.client_secret_file: {path} is empty"
+    return None

@@ -1,0 +1,201 @@
+"""``auth.type``: the config keys of each kind of log-in, how they are checked, and the
+traits each maps to (pure: no hub, no provider)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub_config import hub, oidc
+from hub_config.config import ConfigError, validate
+from hub_config.mapping import AUTH_TABLES, auth_traits, traits_for
+
+OIDC = {
+    "type": "oidc",
+    "oidc": {
+        "issuer": "https://sso.example.org/realms/lab",
+        "client_id": "dlhub",
+        "client_secret_file": "/run/secrets/oidc-client-secret",
+        "allowed_groups": ["ml-team", "students"],
+        "admin_groups": ["hub-admins"],
+    },
+}
+
+
+def error(auth: dict) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        validate({"auth": auth})
+    return info.value
+
+
+def test_native_is_the_default_and_its_table_is_the_native_authenticator(tmp_path):
+    cfg = validate({})
+    assert cfg["auth"]["type"] == "native"
+    traits = auth_traits(cfg, tmp_path)
+    assert traits["JupyterHub"] == {"authenticator_class": "hub_config.auth.DlhubAuthenticator"}
+    assert "DlhubAuthenticator" in traits and "OIDCAuthenticator" not in traits
+
+
+def test_every_type_in_the_schema_has_a_table_or_says_it_is_not_available(tmp_path):
+    from hub_config.config import schema
+
+    kinds = schema()["properties"]["auth"]["properties"]["type"]["enum"]
+    assert {"native", "oidc"} <= set(AUTH_TABLES) <= set(kinds)
+    for kind in set(kinds) - set(AUTH_TABLES):
+        cfg = validate({})
+        cfg["auth"]["type"] = kind
+        with pytest.raises(ValueError, match=f"auth.type '{kind}' is not available"):
+            auth_traits(cfg, tmp_path)
+
+
+def test_oidc_maps_onto_generic_oauthenticator_with_group_sync(tmp_path):
+    cfg = validate({"auth": OIDC})
+    traits = auth_traits(cfg, tmp_path)
+    assert traits["JupyterHub"] == {"authenticator_class": oidc.AUTHENTICATOR_CLASS}
+    section = traits["OIDCAuthenticator"]
+    assert section == {
+        "issuer": "https://sso.example.org/realms/lab",
+        "pkce": "auto",
+        "client_id": "dlhub",
+        "client_secret_file": "/run/secrets/oidc-client-secret",
+        "scope": ["openid", "profile", "email"],
+        "username_claim": "preferred_username",
+        "login_service": "OpenID Connect",
+        "manage_groups": True,
+        "auth_state_groups_key": "oauth_user.groups",
+        "allowed_groups": {"ml-team", "students"},
+        "admin_groups": {"hub-admins"},
+        "allowed_users": set(),
+        "allow_all": False,
+        "allow_existing_users": False,
+        "enable_auth_state": True,
+        "refresh_pre_spawn": True,
+        "auth_refresh_age": 300,
+    }
+    assert traits["Authenticator"] == {"admin_users": {"admin"}}
+    # nothing of the native sign-up is configured
+    assert "NativeAuthenticator" not in traits and "DlhubAuthenticator" not in traits
+
+
+def test_the_whole_hub_gets_the_oidc_authenticator(tmp_path):
+    cfg = validate({"auth": OIDC})
+    traits = traits_for(cfg, tmp_path, python="python3", hub_prefix="/x")
+    assert traits["JupyterHub"]["authenticator_class"] == oidc.AUTHENTICATOR_CLASS
+    assert traits["OIDCAuthenticator"]["manage_groups"] is True
+
+
+@pytest.mark.parametrize(
+    "change, key, words",
+    [
+        ({"issuer": None}, "auth.oidc.issuer", "required with auth.type: oidc"),
+        ({"client_id": None}, "auth.oidc.client_id", "required with auth.type: oidc"),
+        ({"client_secret": "s3cret"}, "auth.oidc.client_secret", "exactly one"),
+        ({"client_secret_file": None}, "auth.oidc.client_secret", "exactly one"),
+        ({"issuer": "sso.example.org"}, "auth.oidc.issuer", "an http:// or https:// URL"),
+        ({"client_secret_file": "secret.txt"}, "auth.oidc.client_secret_file", "absolute"),
+        ({"pkce": "sometimes"}, "auth.oidc.pkce", "must be one of auto, always, never"),
+        ({"scopes": ["open id"]}, "auth.oidc.scopes[0]", "a scope name"),
+        ({"callback_url": "https://hub/x"}, "auth.oidc.callback_url", "/oauth_callback"),
+        ({"refresh_seconds": -1}, "auth.oidc.refresh_seconds", "at least 0"),
+        ({"groups": ["x"]}, "auth.oidc.groups", "unknown key"),
+    ],
+)
+def test_bad_oidc_config_names_the_key(change, key, words):
+    err = error({**OIDC, "oidc": {**OIDC["oidc"], **change}})
+    assert err.key == key and words in err.problem
+
+
+def test_nobody_allowed_in_is_refused():
+    oidc_cfg = {k: v for k, v in OIDC["oidc"].items() if "groups" not in k}
+    err = error({"type": "oidc", "admin_users": [], "oidc": oidc_cfg})
+    assert err.key == "auth.oidc.allowed_groups" and "nobody could log in" in err.problem
+    # allow_all, allowed_users, admin_groups or admin_users each let someone in
+    for extra in ({"allow_all": True}, {"allowed_users": ["ann"]}, {"admin_groups": ["a"]}):
+        validate({"auth": {"type": "oidc", "admin_users": [], "oidc": {**oidc_cfg, **extra}}})
+    validate({"auth": {"type": "oidc", "oidc": oidc_cfg}})  # admin_users: [admin]
+
+
+def test_bad_type_names_the_key():
+    err = error({"type": "saml"})
+    assert err.key == "auth.type" and "native, oidc, ldap" in err.problem
+
+
+def test_discovery_document_is_checked():
+    issuer = "https://sso.example.org/realms/lab"
+    doc = {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/auth",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/me",
+        "code_challenge_methods_supported": ["S256"],
+    }
+    assert oidc.discovery_url(issuer + "/") == issuer + "/.well-known/openid-configuration"
+    assert oidc.endpoints(issuer, doc) == {
+        "authorize_url": issuer + "/auth",
+        "token_url": issuer + "/token",
+        "userdata_url": issuer + "/me",
+        "pkce_s256": True,
+    }
+    assert not oidc.endpoints(issuer, {**doc, "code_challenge_methods_supported": []})["pkce_s256"]
+    with pytest.raises(ValueError, match="another issuer"):
+        oidc.endpoints(issuer, {**doc, "issuer": "https://evil.example.org"})
+    with pytest.raises(ValueError, match="no userinfo_endpoint"):
+        oidc.endpoints(issuer, {k: v for k, v in doc.items() if k != "userinfo_endpoint"})
+
+
+def test_an_unreadable_secret_file_stops_start_up(tmp_path):
+    gone = {**OIDC["oidc"], "client_secret_file": "/nonexistent"}
+    cfg = validate({"auth": {**OIDC, "oidc": gone}})
+    assert "auth.oidc.client_secret_file: cannot read /nonexistent" in oidc.startup_problem(
+        cfg["auth"]
+    )
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    cfg["auth"]["oidc"]["client_secret_file"] = str(empty)
+    assert oidc.startup_problem(cfg["auth"]).endswith("is empty")
+    empty.write_text("s3cret\n")
+    assert oidc.startup_problem(cfg["auth"]) is None
+
+
+def test_the_authenticator_reads_its_secret_file(tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("  s3cret\n")
+    auth = oidc.OIDCAuthenticator(client_secret_file=str(path))
+    assert auth.client_secret == "s3cret"
+    assert oidc.OIDCAuthenticator(client_secret="given").client_secret == "given"
+
+
+def test_the_hub_keeps_a_crypt_key_for_the_auth_state(tmp_path):
+    from traitlets.config import Config
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret")
+    cfg = validate({"auth": {**OIDC, "oidc": {**OIDC["oidc"], "client_secret_file": str(secret)}}})
+    traits = traits_for(cfg, tmp_path, python="python3", hub_prefix="/x")
+    c = Config()
+    assert hub.configure_auth(c, cfg, traits, tmp_path, {}) is None
+    key_file = tmp_path / hub.CRYPT_KEY_FILE
+    assert c.CryptKeeper["keys"] == [key_file.read_text()]
+    assert len(bytes.fromhex(key_file.read_text())) == 32
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # the native sign-up's page hooks are not installed
+    assert "template_vars" not in c.JupyterHub
+    # a key in the environment is JupyterHub's own; the hub leaves it to it
+    c = Config()
+    hub.configure_auth(c, cfg, traits, tmp_path, {"JUPYTERHUB_CRYPT_KEY": "x"})
+    assert "keys" not in c.CryptKeeper
+    # an unreadable secret stops start-up naming the key
+    cfg["auth"]["oidc"]["client_secret_file"] = "/nonexistent"
+    problem = hub.configure_auth(Config(), cfg, traits, tmp_path, {})
+    assert problem.startswith("auth.oidc.client_secret_file: cannot read /nonexistent")
+
+
+def test_native_keeps_its_page_hooks_and_no_crypt_key(tmp_path):
+    from traitlets.config import Config
+
+    cfg = validate({})
+    traits = traits_for(cfg, tmp_path, python="python3", hub_prefix="/x")
+    c = Config()
+    assert hub.configure_auth(c, cfg, traits, tmp_path, {}) is None
+    assert "dlhub_pending_signups" in c.JupyterHub.template_vars
+    assert "keys" not in c.CryptKeeper
+    assert not (tmp_path / hub.CRYPT_KEY_FILE).exists()
