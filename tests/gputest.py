@@ -84,3 +84,132 @@ class SchedulerClient:
     def give_back(self, user: str, server: str = "") -> requests.Response:
         """Release (or stop waiting for) the GPUs of ``user``'s server, as the hub does."""
         return self.as_hub("DELETE", f"servers/{user}/{server}")
+
+
+# --- the host's real GPUs (tests marked ``gpu``) -------------------------------------------
+
+#: a child process's view of the GPUs through the CUDA driver (ctypes, no framework): a
+#: JSON list of the UUIDs of the devices it can use, or "no-libcuda"
+CUDA_UUIDS = r"""
+import ctypes, json
+try:
+    cuda = ctypes.CDLL("libcuda.so.1")
+except OSError:
+    print("no-libcuda")
+    raise SystemExit
+count, uuids = ctypes.c_int(0), []
+if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0:
+    for i in range(count.value):
+        device, raw = ctypes.c_int(0), ctypes.create_string_buffer(16)
+        cuda.cuDeviceGet(ctypes.byref(device), i)
+        cuda.cuDeviceGetUuid(raw, device)
+        h = raw.raw.hex()
+        uuids.append(f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+print(json.dumps(uuids))
+"""
+
+#: the same through PyTorch, where the interpreter has it: a JSON list or "no-torch"
+TORCH_UUIDS = r"""
+import json
+try:
+    import torch
+except ImportError:
+    print("no-torch")
+    raise SystemExit
+n = torch.cuda.device_count()
+print(json.dumps(["GPU-" + str(torch.cuda.get_device_properties(i).uuid) for i in range(n)]))
+"""
+
+
+def host_has_gpu() -> bool:
+    """An NVIDIA driver on this host (its device node or nvidia-smi)."""
+    import os
+    import shutil
+
+    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+
+
+def devices_seen(env: dict, probe: str = CUDA_UUIDS) -> list[str] | None:
+    """The GPU UUIDs a process started with ``env`` (a spawner's environment) can use,
+    by the CUDA driver (``probe``: :data:`CUDA_UUIDS`) or PyTorch (:data:`TORCH_UUIDS`);
+    None when that process has no CUDA driver or no PyTorch."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.strip().splitlines()[-1]
+    return None if out in ("no-libcuda", "no-torch") else json.loads(out)
+
+
+class RecordedNVML:
+    """The pynvml calls of :func:`gpu_scheduler.inventory.from_nvml` and ``utilisation``
+    answered from what a real driver answered (``tools/gpu_check.py record``, kept in
+    tests/data/nvml-*.json): each answer, or the error the driver raised, by its code."""
+
+    def __init__(self, recorded: dict):
+        import pynvml
+
+        self.pynvml = pynvml
+        self.NVMLError = pynvml.NVMLError
+        self.NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
+        self.cards = recorded["devices"]
+        self.open = 0
+
+    def _answer(self, card: dict, key: str):
+        assert self.open > 0, "NVML used before nvmlInit"
+        value = card[key]
+        if isinstance(value, dict) and "error" in value:
+            raise self.pynvml.NVMLError(value["error"]["code"])
+        return value
+
+    def nvmlInit(self):
+        self.open += 1
+
+    def nvmlShutdown(self):
+        self.open -= 1
+
+    def nvmlDeviceGetCount(self):
+        return len(self.cards)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return self.cards[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        for card in self.cards:
+            if card["uuid"] == uuid:
+                return card
+        raise self.pynvml.NVMLError(self.pynvml.NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetUUID(self, card):
+        return self._answer(card, "uuid")
+
+    def nvmlDeviceGetName(self, card):
+        return self._answer(card, "name")
+
+    def nvmlDeviceGetMemoryInfo(self, card):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**self._answer(card, "memory"))
+
+    def nvmlDeviceGetMigMode(self, card):
+        return self._answer(card, "mig_mode")
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, card):
+        return self._answer(card, "max_mig_device_count")
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, card, slot):
+        slots = card.get("mig_devices", [])
+        if slot >= len(slots):
+            raise self.pynvml.NVMLError(self.pynvml.NVML_ERROR_NOT_FOUND)
+        if "error" in slots[slot]:
+            raise self.pynvml.NVMLError(slots[slot]["error"]["code"])
+        return slots[slot]
+
+    def nvmlDeviceGetUtilizationRates(self, card):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**self._answer(card, "utilization"))

@@ -1,15 +1,9 @@
 """Where devices come from: the declared list, and NVML (real, where a GPU is present)."""
 
-import os
-import shutil
-
 import pytest
 
 from gpu_scheduler.inventory import InventoryError, declared, from_nvml
-
-
-def host_has_gpu() -> bool:
-    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+from gputest import host_has_gpu
 
 
 def test_declared_inventory():
