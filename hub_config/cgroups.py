@@ -1,7 +1,8 @@
 """Memory and CPU limits of local user servers, through Linux control groups.
 
 When the hub runs as root, each server of the local backend gets a control group of its
-own, ``dlhub/<account>``, with the profile's ``mem_limit`` and ``cpu_limit``; the server
+own, ``dlhub/<account>`` (``dlhub/<account>.<server>`` for a named server,
+:func:`group_name`), with the profile's ``mem_limit`` and ``cpu_limit``; the server
 joins it before it runs (see ``LocalSpawner``), so every process it starts is in it too.
 At stop, processes still left in it are killed and the group is removed.
 
@@ -85,6 +86,13 @@ def detect(root: Path = ROOT, euid: int | None = None) -> Support:
     except OSError as e:
         return Support(None, f"cannot make cgroups under {root} ({e.strerror or e})")
     return Support(version)
+
+
+def group_name(account: str, server: str) -> str:
+    """The group of a server under ``dlhub/``: its account's name for the user's default
+    server, ``<account>.<server>`` for a named one (each server is limited on its own).
+    Neither account names nor server names hold a ``.``, so two servers never share one."""
+    return f"{account}.{server}" if server else account
 
 
 class CgroupError(RuntimeError):

@@ -30,9 +30,12 @@ GID = 100  # the image's `users` group, which owns /opt/venv and the home
 #: The node label every kubelet sets to its node's name.
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
-#: The names of a user's pod and home claim (KubeSpawner's safe ``{user_server}`` slug).
+#: The names of a server's pod (KubeSpawner's safe ``{user_server}`` slug: one pod per
+#: server, named ones included) and of the user's home claim (the safe ``{username}``
+#: slug: every server of a user mounts the same home; for the default server both slugs
+#: are the same).
 POD_NAME_TEMPLATE = "jupyter-{user_server}"
-PVC_NAME_TEMPLATE = "home-{user_server}"
+PVC_NAME_TEMPLATE = "home-{username}"
 #: How the names of users' pods and home claims begin; the chart's object names must not.
 USER_OBJECT_PREFIXES = ("jupyter-", "home-")
 

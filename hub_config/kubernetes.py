@@ -39,8 +39,10 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
 
     The profile sets the image and the CPU and memory limits (guarantees are a fraction of
     them); a GPU lease sets the ``nvidia.com/gpu`` limit and the node; the user's groups at
-    this start decide which shared volumes are mounted and how. Pod and claim names come
-    from KubeSpawner's safe ``{user_server}`` slugs and are kept in the spawner state. The
+    this start decide which shared volumes are mounted and how. Pod names come from
+    KubeSpawner's safe ``{user_server}`` slugs (a pod per server, named ones included),
+    the home claim's from the ``{username}`` slug (one home per user, whichever server
+    mounts it); both are kept in the spawner state. The
     server's hub token is not in the pod spec: it is in a Secret of its own, made before
     the pod and deleted at stop, which the pod's environment refers to
     (:mod:`hub_config.token_secret`).

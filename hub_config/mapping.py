@@ -125,6 +125,12 @@ def culler_roles(culling: dict) -> list[dict]:
     ]
 
 
+def named_servers(servers: dict) -> dict:
+    """``servers.per_user``: named servers besides the default one (0: none)."""
+    per_user = servers["per_user"]
+    return {"allow_named_servers": per_user > 0, "named_server_limit_per_user": per_user}
+
+
 #: Scopes of the GPU scheduler's role: read users' groups, see and stop servers, and read
 #: the servers' spawner state (which GPU lease a server runs with; no write API exists).
 SCHEDULER_SCOPES = [
@@ -320,6 +326,7 @@ def hub_traits(
         "Spawner": {
             "default_url": "/lab",
             "poll_interval": poll_interval(cfg),
+            **named_servers(cfg["servers"]),
         },
         # where spawners ask for GPUs (nothing when the scheduler is off)
         "GpuMixin": {},
@@ -464,7 +471,6 @@ def docker_traits(
         "use_internal_ip": True,
         "remove": True,
         "prefix": docker["name_prefix"],
-        "name_template": "{prefix}-{username}",
         "home_volumes": {HOME_VOLUME.format(prefix=docker["name_prefix"]): docker["home_mount"]},
         "notebook_dir": docker["home_mount"],
     }
@@ -550,7 +556,8 @@ def kubernetes_traits(cfg: dict, data_dir: Path, *, python: str, environ: dict) 
         "automount_service_account_token": False,
         # component: singleuser-server (KubeSpawner's) selects them in the chart's policy
         "extra_labels": {"app.kubernetes.io/instance": env.release},
-        # the home: one claim per server, made at its first start, kept across starts
+        # the home: one claim per user (all their servers mount it), made at its first
+        # start, kept across starts
         "pod_name_template": k8s_objects.POD_NAME_TEMPLATE,
         "pvc_name_template": k8s_objects.PVC_NAME_TEMPLATE,
         "storage_pvc_ensure": True,

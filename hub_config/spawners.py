@@ -359,7 +359,7 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         support = LocalSpawner._cgroup_support
         if support.version is None:
             return None
-        return cgroups.ServerCgroup(support.version, self.account)
+        return cgroups.ServerCgroup(support.version, cgroups.group_name(self.account, self.name))
 
     def _prepare_account(self, groups: list[str]) -> None:
         """The account, its home, its unix groups (from the user's JupyterHub ``groups``),
@@ -488,12 +488,25 @@ def link_mounts(home: str, pairs: list[tuple[str, str]]) -> list[str]:
     return skipped
 
 
+#: The container of a user's default server, and of a named one (DockerSpawner's own
+#: choice: ``--`` never occurs in an escaped name unless it was shortened, see
+#: :func:`hub_config.naming.safe_slug`, so no two servers share a name).
+DEFAULT_CONTAINER = "{prefix}-{username}"
+NAMED_CONTAINER = "{prefix}-{username}--{servername}"
+
+
 class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _DockerSpawner):
-    """User servers as containers: one per user, from the image of the chosen profile.
+    """User servers as containers: one per server, from the image of the chosen profile.
 
     Container and volume names use :func:`hub_config.naming.safe_slug`; the names are
     kept in the spawner state by DockerSpawner, so a config change cannot orphan them.
+    A user's named servers are containers of their own (:data:`NAMED_CONTAINER`) that
+    mount the same home volume.
     """
+
+    @default("name_template")
+    def _default_name_template(self):
+        return NAMED_CONTAINER if self.name else DEFAULT_CONTAINER
 
     default_image = Unicode(
         help="""Image for profiles that name none, e.g. ``dlhub/notebook:latest``.

@@ -384,40 +384,51 @@ def token_api(base: str, token: str, method: str, path: str, **kw) -> requests.R
     return requests.request(method, base + path, headers=headers, timeout=30, **kw)
 
 
-def start_server(base: str, token: str, user: str, options: dict | None = None, timeout=120):
-    """Start ``user``'s default server through the REST API and wait until it is ready."""
-    r = token_api(base, token, "POST", f"/hub/api/users/{user}/server", json=options or {})
+def server_path(user: str, server: str = "") -> str:
+    """The REST API path of ``user``'s default server, or of their named ``server``."""
+    return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+
+
+def start_server(
+    base: str, token: str, user: str, options: dict | None = None, timeout=120, server: str = ""
+):
+    """Start ``user``'s default server (or named ``server``) through the REST API and wait
+    until it is ready."""
+    r = token_api(base, token, "POST", "/hub/api" + server_path(user, server), json=options or {})
     if r.status_code not in (201, 202):
-        raise AssertionError(f"spawn of {user} refused: {r.status_code} {r.text}")
+        raise AssertionError(f"spawn of {user}:{server} refused: {r.status_code} {r.text}")
 
     def ready():
         model = token_api(base, token, "GET", f"/hub/api/users/{user}").json()
-        server = model["servers"].get("")
-        return server if server and server["ready"] else None
+        found = model["servers"].get(server)
+        return found if found and found["ready"] else None
 
-    return wait_for(ready, timeout, interval=0.5, what=f"{user}'s server to be ready")
+    return wait_for(ready, timeout, interval=0.5, what=f"{user}:{server} to be ready")
 
 
-def stop_server(base: str, token: str, user: str, timeout=60) -> None:
-    r = token_api(base, token, "DELETE", f"/hub/api/users/{user}/server")
+def stop_server(base: str, token: str, user: str, timeout=60, server: str = "") -> None:
+    r = token_api(base, token, "DELETE", "/hub/api" + server_path(user, server))
     assert r.status_code in (202, 204), r.text
 
     def stopped():
         model = token_api(base, token, "GET", f"/hub/api/users/{user}").json()
-        return "" not in model["servers"]
+        return server not in model["servers"]
 
-    wait_for(stopped, timeout, what=f"{user}'s server to stop")
+    wait_for(stopped, timeout, what=f"{user}:{server} to stop")
 
 
-def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) -> dict:
-    """Run ``code`` in a new kernel of ``user``'s server over the Jupyter websocket protocol.
+def run_code(
+    base: str, token: str, user: str, code: str, timeout: float = 180, server: str = ""
+) -> dict:
+    """Run ``code`` in a new kernel of ``user``'s server (default, or named ``server``)
+    over the Jupyter websocket protocol.
 
     Waits for both the shell's execute_reply and iopub's idle status: the reply can
     arrive before the cell's last output.
 
     Returns ``{"stdout": str, "status": "ok"|"error", "error": {...}}``.
     """
-    prefix = f"/user/{user}/api"
+    prefix = f"/user/{user}/{server}/api" if server else f"/user/{user}/api"
     r = token_api(base, token, "POST", f"{prefix}/kernels", json={"name": "python3"})
     r.raise_for_status()
     kernel = r.json()["id"]
@@ -468,9 +479,11 @@ def run_code(base: str, token: str, user: str, code: str, timeout: float = 180) 
     raise TimeoutError(f"no execute_reply and idle status within {timeout}s; got {out}")
 
 
-def run_ok(base: str, token: str, user: str, code: str, timeout: float = 180) -> str:
+def run_ok(
+    base: str, token: str, user: str, code: str, timeout: float = 180, server: str = ""
+) -> str:
     """Run ``code`` as :func:`run_code` does; it must not fail. Its stdout, stripped."""
-    out = run_code(base, token, user, code, timeout)
+    out = run_code(base, token, user, code, timeout, server)
     assert out["status"] == "ok", out
     return out["stdout"].strip()
 

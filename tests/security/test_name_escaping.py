@@ -113,7 +113,6 @@ def docker_names(usernames) -> dict[str, tuple[str, str]]:
         spawner = DockerSpawner(
             user=user(name),
             prefix=spawner_traits["prefix"],
-            name_template=spawner_traits["name_template"],
         )
         out[name] = (spawner.object_name, spawner.format_volume_name(home_template, spawner))
     return out

@@ -75,7 +75,7 @@ def test_default_config_on_the_chart():
     assert s["storage_class"] is None  # the cluster's default class
     assert s["storage_access_modes"] == ["ReadWriteOnce"]
     assert "{user_server}" in s["pod_name_template"]
-    assert "{user_server}" in s["pvc_name_template"]
+    assert "{username}" in s["pvc_name_template"]  # one home for all of a user's servers
     assert s["volumes"] == [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
     assert s["volume_mounts"] == [{"name": "home", "mountPath": "/home/jovyan"}]
     assert s["environment"] == {"NVIDIA_VISIBLE_DEVICES": "void"}
@@ -252,6 +252,8 @@ EXPECTED_GPU_TRAITS = {
                 "scopes": ["self", "access:services!service=gpu-scheduler"],
             },
         ],
+        "allow_named_servers": False,
+        "named_server_limit_per_user": 0,
         "template_paths": [str(mapping.TEMPLATES)],
         "hub_connect_url": "http://lab-dlhub-hub:8081",
         "cleanup_servers": False,
@@ -351,7 +353,7 @@ EXPECTED_GPU_TRAITS = {
         "automount_service_account_token": False,
         "extra_labels": {"app.kubernetes.io/instance": "lab"},
         "pod_name_template": "jupyter-{user_server}",
-        "pvc_name_template": "home-{user_server}",
+        "pvc_name_template": "home-{username}",
         "storage_pvc_ensure": True,
         "storage_capacity": "10Gi",
         "storage_class": None,

@@ -108,7 +108,7 @@ def test_docker_backend():
     assert spawner["use_internal_ip"] is True
     assert spawner["default_image"] == "dlhub/singleuser:1"
     assert spawner["home_volumes"] == {"dlhub-home-{username}": "/home/jovyan"}
-    assert spawner["name_template"] == "{prefix}-{username}" and spawner["prefix"] == "dlhub"
+    assert "name_template" not in spawner and spawner["prefix"] == "dlhub"  # per server
     assert [p["image"] for p in spawner["profiles"]] == [None, "dlhub/singleuser-gpu:1"]
     assert t["Spawner"]["poll_interval"] == 5
     assert "LocalSpawner" not in t
