@@ -6,15 +6,16 @@
 - ``world``: one hub per module with work going on (:class:`World`): the GPU scheduler on
   one declared GPU (``GPU-0``), five users' servers running, one of them (``ana``)
   holding the GPU's lease and one more user (``quinn``) queued for it. The backend is the
-  module's ``CHAOS_BACKEND`` (default ``"docker"``; ``"local"`` runs the servers as
-  processes). The docker backend needs the engine and the user image (``make images``);
-  a GPU container needs the engine's NVIDIA runtime, so where the engine has none the
+  fixture's param (``parametrize("world", [...], indirect=True)``) or the module's
+  ``CHAOS_BACKEND`` (default ``"docker"``; ``"local"`` runs the servers as processes).
+  The docker backend needs the engine and the user image (``make images``); a GPU
+  container needs the engine's NVIDIA runtime, so where the engine has none the
   docker world's five servers run the CPU profile and nobody holds or waits for the GPU
   (``World.gpu_holder`` and ``World.queued`` are None); the local world always has both.
 - ``chaos_engine``: a Docker client once the engine answers and the user image exists.
 
-Helpers for the scenarios: :func:`measure` (seconds until a condition holds),
-:func:`pids_of` and :func:`cmdline` (processes by what they run), :func:`kill9`.
+Helpers for the scenarios are in ``chaoskit``: :func:`measure` (seconds until a condition
+holds), :func:`pids_of` and :func:`cmdline` (processes by what they run), :func:`kill9`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def chaos_engine():
 @pytest.fixture(scope="module")
 def world(request, hub_factory, tmp_path_factory) -> World:
     """The module's hub with five servers running, a lease and a queue (see above)."""
-    backend = getattr(request.module, "CHAOS_BACKEND", "docker")
+    backend = getattr(request, "param", None) or getattr(request.module, "CHAOS_BACKEND", "docker")
     names = None
     engine = None
     if backend == "docker":

@@ -1,0 +1,207 @@
+"""Faults of the hub's own parts while users work (tests/chaos/conftest.py: ``world``, five
+servers running, one holding the GPU's lease, one user queued for it): the proxy, the GPU
+scheduler and the hub itself killed with SIGKILL.
+
+Each scenario asserts what survived and records how long recovery took. Every test runs
+on the docker backend and on the local one (where servers are processes, and where a
+server can hold a GPU lease on this host: the docker engine here has no NVIDIA runtime).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import requests
+from chaoskit import cmdline, kill9, measure, pids_of
+
+from hubtest import token_api
+
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.parametrize("world", ["docker", "local"], indirect=True),
+]
+
+
+def read_pid(path) -> int:
+    return int(path.read_text().strip())
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    from pathlib import Path
+
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {k: v for k, _, v in pairs}
+
+
+def services(world) -> dict[str, list[int]]:
+    """The live processes of the world's managed services: their supervisors and the
+    services themselves, by name."""
+    data = str(world.hub.data_dir)
+    found = {}
+    for name, module in (
+        ("gpu-scheduler", "gpu_scheduler"),
+        ("idle-culler", "jupyterhub_idle_culler"),
+    ):
+        supervisors = pids_of("hub_config.supervisor", f"{data}/services/{name}.pid")
+        found[f"{name} supervisor"] = supervisors
+        found[name] = [p for p in pids_of(f"-m {module}") if ppid_of(p) in supervisors]
+    return found
+
+
+def ppid_of(pid: int) -> int:
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def one_each(world) -> dict[str, int]:
+    """Exactly one live process of each managed service and its supervisor; their pids."""
+    found = services(world)
+    assert all(len(pids) == 1 for pids in found.values()), found
+    return {name: pids[0] for name, pids in found.items()}
+
+
+def scheduler_answers(world) -> bool:
+    try:
+        world.gpu_state()
+        return True
+    except (AssertionError, requests.RequestException):
+        return False
+
+
+def servers_snapshot(world) -> dict[str, tuple]:
+    """Each running user's server as the hub knows it: ready, and what it runs as."""
+    out = {}
+    for user in world.running:
+        server = world.server(user)
+        state = server["state"] if server else {}
+        ident = state.get("object_id") or state.get("pid")
+        out[user] = (bool(server and server["ready"]), ident, state.get("gpu_lease"))
+    return out
+
+
+def servers_alive(world, servers: dict[str, tuple]) -> bool:
+    """Whether the containers (docker) or processes (local) of ``servers`` still run."""
+    if world.backend == "docker":
+        import docker
+
+        engine = docker.from_env()
+        states = [engine.containers.get(ident).status for _, ident, _ in servers.values()]
+        return states == ["running"] * len(servers)
+    return all(cmdline(int(ident)) for _, ident, _ in servers.values())
+
+
+def test_proxy_killed_routes_back_within_10s(world, chaos_record):
+    scenario = f"{world.backend}: proxy kill -9"
+    pid_file = world.hub.data_dir / "jupyterhub-proxy.pid"
+    proxy_pid = read_pid(pid_file)
+    assert world.all_reachable()
+    kill9(proxy_pid)
+    killed = time.monotonic()
+    # a user whose page asks its server once a second
+    user, failed = world.running[1], 0
+    while time.monotonic() - killed < 20:
+        try:
+            if world.reachable(user):
+                break
+        except requests.RequestException:
+            pass
+        failed += 1
+        time.sleep(1)
+    back = chaos_record(scenario, "one user's route back", time.monotonic() - killed)
+    measure(world.all_reachable, 20, "every server through the proxy")
+    every = chaos_record(scenario, "every route back", time.monotonic() - killed)
+    assert back <= 10 and every <= 10, f"routes back after {back:.1f} s, all after {every:.1f} s"
+    assert failed <= 1, f"a user asking once a second saw {failed} failed requests"
+    new_pid = read_pid(pid_file)
+    assert new_pid != proxy_pid and cmdline(new_pid)
+    assert world.hub_answers()
+
+
+def test_scheduler_killed_is_started_again_with_its_leases_and_queue(world, chaos_record):
+    scenario = f"{world.backend}: gpu-scheduler kill -9"
+    before = world.gpu_state()
+    if world.gpu_holder:
+        assert [user for _, user, _ in before["leases"]] == [world.gpu_holder]
+        assert [user for _, user, _ in before["queue"]] == [world.queued]
+    pids = one_each(world)
+    kill9(pids["gpu-scheduler"])
+    killed = time.monotonic()
+
+    def restarted():
+        found = services(world)["gpu-scheduler"]
+        return found and found != [pids["gpu-scheduler"]] and scheduler_answers(world)
+
+    measure(restarted, 30, "the GPU scheduler started again and answering")
+    took = chaos_record(scenario, "scheduler answers again", time.monotonic() - killed)
+    assert took <= 10
+    after = one_each(world)
+    # the same supervisor started it again; the hub saw nothing die
+    assert after["gpu-scheduler supervisor"] == pids["gpu-scheduler supervisor"]
+    assert after["idle-culler"] == pids["idle-culler"]
+    assert world.gpu_state() == before
+    # a user's request through the proxy reaches the new one
+    r = world.scheduler.api(world.tokens[world.running[0]], "GET", "capacity")
+    assert r.status_code == 200, r.text
+    assert "Cannot connect to" not in world.hub.log().split("kill -9")[-1]
+
+
+def test_hub_killed_servers_leases_survive_and_no_service_is_left(world, chaos_record):
+    scenario = f"{world.backend}: hub kill -9"
+    hub = world.hub
+    servers = servers_snapshot(world)
+    assert all(ready for ready, _, _ in servers.values()), servers
+    gpus = world.gpu_state()
+    old = one_each(world)
+    old_token = environ_of(old["gpu-scheduler"])["JUPYTERHUB_API_TOKEN"]
+    culler_token = environ_of(old["idle-culler"])["JUPYTERHUB_API_TOKEN"]
+    r = token_api(hub.url, old_token, "GET", "/hub/api/user")
+    assert r.status_code == 200, r.text
+
+    hub.proc.send_signal(signal.SIGKILL)
+    hub.proc.wait(10)
+    killed = time.monotonic()
+
+    def services_gone():
+        return not any(cmdline(pid) for pid in old.values())
+
+    measure(services_gone, 10, "the dead hub's services to end")
+    chaos_record(scenario, "old services ended", time.monotonic() - killed)
+    # the servers run on without the hub (they cannot check users' tokens meanwhile)
+    assert servers_alive(world, servers)
+
+    started = time.monotonic()
+    hub.start(timeout=120)
+    up = time.monotonic()
+    chaos_record(scenario, "hub up again (start to API through the proxy)", up - started)
+    measure(world.all_reachable, 10, "every server through the proxy after the restart")
+    chaos_record(scenario, "every server reachable after the hub is up", time.monotonic() - up)
+    assert servers_snapshot(world) == servers  # the same servers, found again
+
+    new = one_each(world)
+    assert set(new.values()).isdisjoint(old.values())
+    # the old services' tokens are dead; the new scheduler's works
+    for token in (old_token, culler_token):
+        r = token_api(hub.url, token, "GET", "/hub/api/user")
+        assert r.status_code == 403, r.text
+    fresh = environ_of(new["gpu-scheduler"])["JUPYTERHUB_API_TOKEN"]
+    assert fresh != old_token
+    assert token_api(hub.url, fresh, "GET", "/hub/api/user").status_code == 200
+
+    # the scheduler keeps its port: still the same process after its first checks
+    measure(lambda: scheduler_answers(world), 10, "the scheduler answering")
+    time.sleep(6)  # past a check (check_every: 5 s)
+    assert one_each(world) == new
+    assert "Address already in use" not in hub.log()
+    state = world.gpu_state()
+    assert state["leases"] == gpus["leases"]  # none lost, doubled or leaked
+    if world.queued:
+        chaos_record(scenario, f"{world.queued} still queued (1 yes, 0 no)", bool(state["queue"]))
+        assert state["queue"] == gpus["queue"]
