@@ -47,12 +47,14 @@ $(VENV)/.installed: pyproject.toml
 
 DLHUB_LAB := images/singleuser/dlhub-lab
 $(USER_ENV)/.installed: $(LOCK) $(IMAGE_REQS) images/singleuser/overrides.json $(wildcard $(STARTER)/*) \
+		$(wildcard images/singleuser/site/*) \
 		$(shell find $(DLHUB_LAB) -type f -not -path '*/build/*' -not -path '*.egg-info*')
 	@echo "==> user environment: $(USER_ENV) from $(LOCK) (TensorFlow, Keras, scikit-learn, JupyterLab; about a minute)"
 	@test -x $(USER_ENV)/bin/python || $(USER_PYTHON) -m venv $(USER_ENV)
 	@$(USER_ENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q -r $(LOCK) -r $(IMAGE_REQS) $(PIP_QUIET)
 	@$(USER_ENV)/bin/pip install -q --no-deps ./$(DLHUB_LAB) $(PIP_QUIET)
+	@images/singleuser/site/install-site $(USER_ENV)
 	@out=$$($(USER_ENV)/bin/python -c "import tensorflow, keras, sklearn, pandas, matplotlib, ipykernel" 2>&1) \
 		|| { echo "$$out"; echo "the user environment does not import; see above"; exit 1; }
 	@mkdir -p $(USER_ENV)/share/jupyter/lab/settings
@@ -67,8 +69,14 @@ $(PROXY): package.json package-lock.json
 	@npm ci --no-fund --no-audit --loglevel=error
 	@touch $@
 
+OIDC_PROVIDER := tools/oidc_provider/node_modules/.installed
+$(OIDC_PROVIDER): tools/oidc_provider/package.json tools/oidc_provider/package-lock.json
+	@echo "==> oidc-provider (the OpenID Connect provider of the tests) into tools/oidc_provider/"
+	@npm ci --prefix tools/oidc_provider --no-fund --no-audit --loglevel=error
+	@touch $@
+
 .PHONY: install
-install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
+install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) $(OIDC_PROVIDER) ## install the hub, user environment, proxy and the tests' OIDC provider
 
 .PHONY: up
 up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config, TLS=self-signed for https
@@ -123,11 +131,18 @@ test-k8s: install images helm ## run the chart and Kubernetes suites (a real sin
 	@$(VENV)/bin/pytest tests/chart tests/k8s $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy
+bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy, load
 	@echo "==> bench/scheduler: decision latency and the trace simulation (a minute)"
 	@$(VENV)/bin/python bench/scheduler/run.py
 	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
 	@$(VENV)/bin/python bench/spawn/run.py
+	@$(MAKE) --no-print-directory bench-load
+
+.PHONY: bench-load
+bench-load: install images ## the load benchmark: 500 users sign in, a burst of servers starts (local, docker)
+	@echo "==> bench/load: 500 sign-ins, 100 local and 50 docker servers at once (15 to 30 minutes)"
+	@$(VENV)/bin/python bench/load/run.py
+	@$(VENV)/bin/python bench/load/report.py
 
 .PHONY: engine
 engine: ## start a Docker engine (installs docker.io) and make sure the images' base exists
