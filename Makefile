@@ -69,14 +69,8 @@ $(PROXY): package.json package-lock.json
 	@npm ci --no-fund --no-audit --loglevel=error
 	@touch $@
 
-OIDC_PROVIDER := tools/oidc_provider/node_modules/.installed
-$(OIDC_PROVIDER): tools/oidc_provider/package.json tools/oidc_provider/package-lock.json
-	@echo "==> oidc-provider (the OpenID Connect provider of the tests) into tools/oidc_provider/"
-	@npm ci --prefix tools/oidc_provider --no-fund --no-audit --loglevel=error
-	@touch $@
-
 .PHONY: install
-install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) $(OIDC_PROVIDER) ## install the hub, user environment, proxy and the tests' OIDC provider
+install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
 
 .PHONY: up
 up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config, TLS=self-signed for https
@@ -131,18 +125,11 @@ test-k8s: install images helm ## run the chart and Kubernetes suites (a real sin
 	@$(VENV)/bin/pytest tests/chart tests/k8s $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy, load
+bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy
 	@echo "==> bench/scheduler: decision latency and the trace simulation (a minute)"
 	@$(VENV)/bin/python bench/scheduler/run.py
 	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
 	@$(VENV)/bin/python bench/spawn/run.py
-	@$(MAKE) --no-print-directory bench-load
-
-.PHONY: bench-load
-bench-load: install images ## the load benchmark: 500 users sign in, a burst of servers starts (local, docker)
-	@echo "==> bench/load: 500 sign-ins, 100 local and 50 docker servers at once (15 to 30 minutes)"
-	@$(VENV)/bin/python bench/load/run.py
-	@$(VENV)/bin/python bench/load/report.py
 
 .PHONY: engine
 engine: ## start a Docker engine (installs docker.io) and make sure the images' base exists
