@@ -7,6 +7,8 @@ happened: nobody's log-in was refused) and ``active_server_limit`` servers are r
 JupyterHub's spawn page and server API keep JupyterHub's checks and status, and say in
 one sentence what is going on and when to try again; both limits answer with
 ``Retry-After``. The authenticator registers them in front of JupyterHub's own routes.
+A start refused because the database's disk is full is worded too
+(:class:`hub_config.disk_full.DiskFullRefusal`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from jupyterhub.apihandlers import users
 from jupyterhub.handlers import pages
 from tornado import web
+
+from .disk_full import DiskFullRefusal
 
 #: Seconds suggested before trying again when every allowed server is running: a
 #: server frees its place when someone stops theirs or the idle culler does.
@@ -66,11 +70,11 @@ class SpawnLimits:
             raise refusal from None
 
 
-class UserServerAPIHandler(SpawnLimits, users.UserServerAPIHandler):
+class UserServerAPIHandler(DiskFullRefusal, SpawnLimits, users.UserServerAPIHandler):
     """``POST /hub/api/users/<name>/server`` and ``.../servers/<server>``."""
 
 
-class SpawnHandler(SpawnLimits, pages.SpawnHandler):
+class SpawnHandler(DiskFullRefusal, SpawnLimits, pages.SpawnHandler):
     """``/hub/spawn``: the page a browser opens to start a server."""
 
 

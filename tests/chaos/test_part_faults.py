@@ -29,6 +29,12 @@ GPU_PROFILES = [
     {"name": "cpu", "display_name": "CPU only"},
 ]
 
+#: the docker engine here has no NVIDIA runtime: servers there run the CPU profile
+CPU_FIRST = [
+    {"name": "cpu", "display_name": "CPU only", "default": True},
+    {"name": "gpu", "display_name": "One GPU", "gpus": 1},
+]
+
 
 def server_model(hub, token, user) -> dict | None:
     """``user``'s default server as the hub's API shows it (None: none)."""
@@ -186,3 +192,97 @@ def test_postgres_restarted_during_spawns_the_hub_reconnects_and_no_spawn_is_stu
     # nothing pending or running is left in the hub's database
     r = token_api(hub.url, token, "GET", "/hub/api/users?state=active")
     assert r.status_code == 200 and r.json() == [], r.text
+
+
+# --- the data dir's disk full during a spawn ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_disk_hub(hub_factory, chaos_engine):
+    """A docker-backend hub with the GPU scheduler whose data dir (the hub's and the
+    scheduler's SQLite databases) is a 16 MiB tmpfs of its own."""
+    import subprocess
+
+    from dockertest import docker_names, docker_section
+    from hubtest import remove_docker_objects
+
+    names = docker_names("dlf", "dlhub-full")
+    config = {
+        **gpu_hub_config(CPU_FIRST, count=1, check_every=5),
+        "backend": "docker",
+        "docker": docker_section(names),
+        "culling": {"enabled": False},
+    }
+    hub = hub_factory(config, name="smalldisk", start=False)
+    hub.data_dir.mkdir(mode=0o700)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "dlhub-chaos", str(hub.data_dir)],
+        check=True,
+    )
+    try:
+        yield hub.start(timeout=90)
+    finally:
+        hub.stop()
+        subprocess.run(["umount", str(hub.data_dir)], check=False)
+        remove_docker_objects(chaos_engine, names["prefix"], names["network"])
+
+
+def fill(directory: Path) -> Path:
+    """Write a file in ``directory`` until its file system has no space left."""
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def integrity(database: Path) -> str:
+    """SQLite's ``PRAGMA integrity_check`` of ``database`` ("ok" when sound)."""
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+
+
+def test_data_dir_full_during_a_spawn_a_clear_refusal_and_sound_databases(
+    small_disk_hub, chaos_record
+):
+    scenario = "the data dir's disk full during a spawn"
+    hub = small_disk_hub
+    token = hub.admin().new_token("disk full")
+    assert token_api(hub.url, token, "POST", "/hub/api/users/dora", json={}).status_code == 201
+    start_server(hub.url, token, "dora")
+    stop_server(hub.url, token, "dora")
+
+    filler = fill(hub.data_dir)
+    t0 = time.monotonic()
+    r = token_api(hub.url, token, "POST", "/hub/api/users/dora/server", json={})
+    chaos_record(scenario, "the start refused", time.monotonic() - t0)
+    assert r.status_code == 507, r.text
+    message = r.json()["message"]
+    assert f"data dir {hub.data_dir} is full" in message and "free space" in message
+    # the hub keeps answering, and nothing of the refused start is left
+    assert server_model(hub, token, "dora") is None
+    assert token_api(hub.url, token, "GET", "/hub/api/users").status_code == 200
+    # so does the GPU scheduler, whose database is on the same disk
+    assert SchedulerClient(hub).state(token)["leases"] == []
+
+    filler.unlink()
+    for database in ("jupyterhub.sqlite", "gpu-scheduler.sqlite"):
+        assert integrity(hub.data_dir / database) == "ok", database
+    t0 = time.monotonic()
+    start_server(hub.url, token, "dora")
+    chaos_record(scenario, "a start once space was freed", time.monotonic() - t0)
+
+    hub.stop()
+    for database in ("jupyterhub.sqlite", "gpu-scheduler.sqlite"):
+        assert integrity(hub.data_dir / database) == "ok", database
+    t0 = time.monotonic()
+    hub.start(timeout=90)
+    chaos_record(scenario, "the hub up again after a restart", time.monotonic() - t0)
+    assert (server_model(hub, token, "dora") or {}).get("ready")
+    stop_server(hub.url, token, "dora")
