@@ -316,6 +316,7 @@ def hub_traits(
             "services": culler_service(cfg["culling"], python)
             + ([scheduler.service] if scheduler else []),
             "load_roles": culler_roles(cfg["culling"]) + (gpu_roles() if scheduler else []),
+            **named_servers(cfg["servers"]),
             # page.html (the admins' pending sign-ups) and the account pages
             "template_paths": [str(TEMPLATES)],
         },
@@ -326,7 +327,6 @@ def hub_traits(
         "Spawner": {
             "default_url": "/lab",
             "poll_interval": poll_interval(cfg),
-            **named_servers(cfg["servers"]),
         },
         # where spawners ask for GPUs (nothing when the scheduler is off)
         "GpuMixin": {},
