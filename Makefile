@@ -69,8 +69,14 @@ $(PROXY): package.json package-lock.json
 	@npm ci --no-fund --no-audit --loglevel=error
 	@touch $@
 
+OIDC_PROVIDER := tools/oidc_provider/node_modules/.installed
+$(OIDC_PROVIDER): tools/oidc_provider/package.json tools/oidc_provider/package-lock.json
+	@echo "==> oidc-provider (the OpenID Connect provider of the tests) into tools/oidc_provider/"
+	@npm ci --prefix tools/oidc_provider --no-fund --no-audit --loglevel=error
+	@touch $@
+
 .PHONY: install
-install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) ## install the hub, user environment and proxy
+install: $(VENV)/.installed $(USER_ENV)/.installed $(PROXY) $(OIDC_PROVIDER) ## install the hub, user environment, proxy and the tests' OIDC provider
 
 .PHONY: up
 up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for your own config, TLS=self-signed for https

@@ -8,7 +8,6 @@ import sys
 from . import datadir, mapping
 from .config import ConfigError, load_platform_config
 
-
 #: JupyterHub's variable for the key that encrypts users' auth state.
 CRYPT_KEY_ENV = "JUPYTERHUB_CRYPT_KEY"
 #: The data dir's file with that key when the variable is not set (mode 0600).
@@ -101,6 +100,12 @@ def configure_auth(c, cfg: dict, traits: dict, data_dir, environ) -> str | None:
         problem = oidc.startup_problem(cfg["auth"])
         if problem:
             return problem
+    if cfg["auth"]["type"] != "native":
+        # their refresh before each start may say "log in again"; JupyterHub 6.1 must not
+        # answer that with a 500
+        from .auth_refresh import default_token_authenticated
+
+        default_token_authenticated()
     auth_state = any(v.get("enable_auth_state") for v in traits.values())
     if auth_state and not environ.get(CRYPT_KEY_ENV):
         # the provider's tokens are kept encrypted in the hub database, under a key kept

@@ -253,6 +253,7 @@ def native_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
         },
     }
 
+
 def oidc_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
     """``auth.type: oidc``: an OpenID Connect provider (:mod:`hub_config.oidc`)."""
     return oidc.oidc_traits(cfg["auth"])

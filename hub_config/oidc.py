@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthLoginHandler
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from traitlets import Enum, Unicode, default
 
@@ -76,6 +76,27 @@ class OIDCLoginHandler(OAuthLoginHandler):
         return super().get()
 
 
+#: The page of a callback whose ``state`` is not the one this browser was sent off with.
+STATE_REFUSED = (
+    "This sign-in was not started from this browser, or it has expired, so it was refused. "
+    "Start again from the hub's log-in page."
+)
+
+
+class OIDCCallbackHandler(OAuthCallbackHandler):
+    """oauthenticator's callback, with a page that says what to do when the ``state`` does
+    not match (a forged or replayed callback, or an old tab)."""
+
+    def check_state(self):
+        try:
+            super().check_state()
+        except web.HTTPError as e:
+            if e.status_code != 400:
+                raise
+            self.log.warning("OpenID Connect callback refused: %s", e.log_message)
+            raise web.HTTPError(400, STATE_REFUSED) from None
+
+
 class OIDCAuthenticator(GenericOAuthenticator):
     """``GenericOAuthenticator`` that finds its endpoints from the issuer.
 
@@ -85,6 +106,7 @@ class OIDCAuthenticator(GenericOAuthenticator):
     """
 
     login_handler = OIDCLoginHandler
+    callback_handler = OIDCCallbackHandler
 
     issuer = Unicode(
         "",
@@ -172,8 +194,14 @@ class OIDCAuthenticator(GenericOAuthenticator):
         return await super().authenticate(handler, data, **kwargs)
 
     async def refresh_user(self, user, handler=None, **kwargs):
+        """oauthenticator's refresh (the userinfo again, with the stored token), and the
+        allow rules again: who left the allowed groups must log in anew, and is refused."""
         await self.discover()
-        return await super().refresh_user(user, handler, **kwargs)
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if isinstance(refreshed, dict) and not await self.check_allowed(user.name, refreshed):
+            self.log.info("%s is no longer allowed by the provider's groups", user.name)
+            return False
+        return refreshed
 
 
 def oidc_traits(auth: dict) -> dict[str, dict]:

@@ -199,3 +199,23 @@ def test_native_keeps_its_page_hooks_and_no_crypt_key(tmp_path):
     assert "dlhub_pending_signups" in c.JupyterHub.template_vars
     assert "keys" not in c.CryptKeeper
     assert not (tmp_path / hub.CRYPT_KEY_FILE).exists()
+
+
+def test_jupyterhub_still_lacks_the_token_authenticated_default():
+    """hub_config.auth_refresh gives BaseHandler ``_token_authenticated = False``; this
+    fails once JupyterHub has it itself (then the fix can go)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from jupyterhub.handlers.base import BaseHandler;"
+        "print('_token_authenticated' in vars(BaseHandler))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from jupyterhub.handlers.base import BaseHandler
+
+    from hub_config.auth_refresh import default_token_authenticated
+
+    default_token_authenticated()
+    assert BaseHandler._token_authenticated is False

@@ -1,0 +1,268 @@
+"""OpenID Connect log-in against a real provider (the certified ``oidc-provider`` library
+behind tools/oidc_provider/serve.mjs) that the module starts with its own users.
+
+One provider and one hub for the module: local backend, ``auth.type: oidc`` with the client
+secret in a file, PKCE as discovered, ``ml-team`` and ``students`` allowed, ``hub-admins``
+admins; ``ml-team`` has a group folder, a GPU profile of its own and a GPU quota of 2 on
+two declared GPUs (everyone else: 0). The flow is walked over HTTP as a browser does: the
+hub's ``/hub/oauth_login``, the provider's own log-in form, the redirect back. Between
+log-ins the provider's users change as a directory admin would change them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+
+from gputest import SchedulerClient, gpu_hub_config
+from hub_config import hub as hub_module
+from hub_config.oidc import STATE_REFUSED
+from hubtest import new_password, token_api, wait_for
+from oidctest import OidcProvider, provider_login, submit_password, to_provider_form
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {name: new_password() for name in ("ann", "bea", "cid", "eve", "hedy", "ivo")}
+GROUPS = {
+    "ann": ["ml-team"],
+    "bea": ["students"],
+    "cid": ["ml-team"],
+    "eve": ["visitors"],  # allowed by no rule
+    "hedy": ["hub-admins"],
+    "ivo": ["ml-team"],
+}
+PROFILES = [
+    {"name": "cpu", "display_name": "CPU only", "default": True},
+    {"name": "small", "display_name": "Small", "cpu_limit": 0.5},
+    {"name": "gpu", "display_name": "One GPU", "gpus": 1, "groups": ["ml-team"]},
+]
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    users = {name: {"password": PASSWORDS[name], "groups": GROUPS[name]} for name in PASSWORDS}
+    # the redirect URI is the hub's; the hub's port is known once the hub object exists
+    p = OidcProvider(tmp_path_factory.mktemp("oidc-provider"), users, redirect_uris=[])
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory, provider, tmp_path_factory):
+    secret_file = tmp_path_factory.mktemp("secret") / "client-secret"
+    config = {
+        "hub": {"log_level": "DEBUG"},
+        "auth": provider.auth_section(
+            secret_file,
+            allowed_groups=["ml-team", "students"],
+            admin_groups=["hub-admins"],
+            login_service="Example SSO",
+        ),
+        **gpu_hub_config(PROFILES, count=2, quotas={"ml-team": 2}, default_quota=0),
+        "volumes": {"groups": [{"group": "ml-team"}]},
+        "culling": {"enabled": False},
+    }
+    hub = hub_factory(config, name="oidc", start=False)
+    provider.settings["clients"][0]["redirect_uris"] = [hub.url + "/hub/oauth_callback"]
+    provider._write()
+    provider.start()
+    return hub.start()
+
+
+def log_in(hub, name: str):
+    s = hub.session()
+    r = provider_login(s, hub.url, name, PASSWORDS[name])
+    s.username = name
+    return s, r
+
+
+def me(session) -> dict:
+    r = session.api("GET", "/user")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def logged_in(session) -> bool:
+    return any(c.name == "jupyterhub-hub-login" for c in session.cookies)
+
+
+def start(session, name: str, profile: str = "cpu"):
+    r = session.api("POST", f"/users/{name}/server", json={"profile": profile})
+    assert r.status_code in (201, 202), r.text
+
+    def ready():
+        server = session.api("GET", f"/users/{name}").json()["servers"].get("")
+        return server and server["ready"]
+
+    wait_for(ready, 120, interval=0.5, what=f"{name}'s server")
+
+
+def stop(session, name: str):
+    r = session.api("DELETE", f"/users/{name}/server")
+    assert r.status_code in (202, 204), r.text
+    wait_for(
+        lambda: "" not in session.api("GET", f"/users/{name}").json()["servers"],
+        60,
+        what=f"{name}'s server to stop",
+    )
+
+
+def has_group_folder(session, name: str, group: str) -> bool:
+    token = session.new_token("folder check")
+    r = token_api(session.base, token, "GET", f"/user/{name}/api/contents/groups/{group}")
+    assert r.status_code in (200, 404), r.text
+    return r.status_code == 200
+
+
+def spawn_form(session) -> str:
+    r = session.get(session.url("/hub/spawn"))
+    assert r.status_code == 200, r.status_code
+    return r.text
+
+
+def test_the_login_page_sends_people_to_the_provider(hub):
+    r = hub.session().get(hub.url + "/hub/login")
+    assert r.status_code == 200
+    assert "Sign in with Example SSO" in r.text
+    assert "/hub/oauth_login" in r.text
+    assert 'name="password"' not in r.text  # the hub asks for no password itself
+
+
+def test_a_member_logs_in_on_the_providers_page_with_pkce_and_their_groups(hub, provider):
+    s = hub.session()
+    form = to_provider_form(s, hub.url)
+    # the hub sent the browser with a PKCE challenge (the provider lists S256)
+    assert "code_challenge" in form.history[-1].url or any(
+        "code_challenge=" in h.headers.get("location", "") for h in form.history
+    )
+    r = s.get(submit_password(s, form, "ann", PASSWORDS["ann"]), allow_redirects=False)
+    assert r.status_code == 302, r.text
+    s.username = "ann"
+    model = me(s)
+    assert (model["name"], model["groups"], model["admin"]) == ("ann", ["ml-team"], False)
+    assert "PKCE on" in hub.log()
+
+
+def test_a_wrong_password_fails_on_the_providers_page(hub):
+    s = hub.session()
+    r = submit_password(s, to_provider_form(s, hub.url), "ann", "not-" + PASSWORDS["ann"])
+    assert r.status_code == 401
+    assert "Invalid username or password." in r.text
+    assert not logged_in(s)
+
+
+def test_someone_in_no_allowed_group_is_refused_by_the_hub(hub):
+    s, r = log_in(hub, "eve")
+    assert r.status_code == 403
+    assert "not currently authorized to use this hub" in r.text
+    assert not logged_in(s)
+
+
+def test_the_admin_group_makes_an_admin(hub):
+    s, r = log_in(hub, "hedy")
+    assert r.status_code == 302
+    assert me(s)["admin"] is True
+    assert me(s)["groups"] == ["hub-admins"]
+
+
+def test_a_tampered_state_is_refused_with_a_clear_page(hub):
+    s = hub.session()
+    callback = submit_password(s, to_provider_form(s, hub.url), "cid", PASSWORDS["cid"])
+    url = urlparse(callback)
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    # another state than the one this browser was sent off with (as a forged link has)
+    query["state"] = "eyJzdGF0ZV9pZCI6ICJmb3JnZWQifQ"
+    r = s.get(url._replace(query=urlencode(query)).geturl(), allow_redirects=False)
+    assert r.status_code == 400
+    assert STATE_REFUSED in r.text.replace("&#39;", "'")
+    assert not logged_in(s)
+    # no state at all
+    query.pop("state")
+    r = s.get(url._replace(query=urlencode(query)).geturl(), allow_redirects=False)
+    assert r.status_code == 400 and not logged_in(s)
+
+
+def gpu_quota(hub, session) -> int:
+    """The user's GPU quota as the GPU scheduler sees it (its API, with the user's token)."""
+    r = SchedulerClient(hub).api(session.new_token("quota"), "GET", "capacity")
+    assert r.status_code == 200, r.text
+    return r.json()["quota"]
+
+
+def test_the_directory_group_drives_profile_folder_and_quota(hub, provider):
+    """ivo is in ml-team at the provider: the GPU profile, the folder and the quota of
+    ml-team are his; the provider moves him to students: at his next start (the hub asks
+    the provider again) and at his next log-in they are gone."""
+    s, r = log_in(hub, "ivo")
+    assert r.status_code == 302
+    form = spawn_form(s)
+    assert 'value="gpu"' in form  # ml-team's profile
+    assert "your quota of 2" in form
+    assert gpu_quota(hub, s) == 2
+    start(s, "ivo")
+    assert has_group_folder(s, "ivo", "ml-team")
+    stop(s, "ivo")
+
+    provider.set_groups("ivo", ["students"])
+    # the next start refreshes from the provider before it spawns (no new log-in)
+    start(s, "ivo")
+    assert me(s)["groups"] == ["students"]
+    assert not has_group_folder(s, "ivo", "ml-team")
+    assert gpu_quota(hub, s) == 0
+    stop(s, "ivo")
+    form = spawn_form(s)
+    assert 'value="small"' in form and 'value="gpu"' not in form
+    # and a new log-in says the same
+    s, r = log_in(hub, "ivo")
+    assert r.status_code == 302
+    assert me(s)["groups"] == ["students"]
+    # back in ml-team at the provider: back are the profile and the quota at log-in
+    provider.set_groups("ivo", ["ml-team"])
+    s, r = log_in(hub, "ivo")
+    assert 'value="gpu"' in spawn_form(s)
+    assert gpu_quota(hub, s) == 2
+
+
+def test_a_user_removed_at_the_provider_cannot_start_nor_log_in(hub, provider):
+    s, r = log_in(hub, "bea")
+    assert r.status_code == 302
+    provider.remove_user("bea")
+    # her session is still there, but a start asks the provider first
+    r = s.api("POST", "/users/bea/server", json={"profile": "cpu"})
+    assert r.status_code == 403, r.text
+    assert "login again" in r.json()["message"]
+    # and the provider's own page refuses her
+    s = hub.session()
+    r = submit_password(s, to_provider_form(s, hub.url), "bea", PASSWORDS["bea"])
+    assert r.status_code == 401 and "Invalid username or password." in r.text
+    assert not logged_in(s)
+
+
+def test_leaving_the_allowed_groups_ends_access_at_the_next_start(hub, provider):
+    s, r = log_in(hub, "cid")
+    assert r.status_code == 302
+    provider.set_groups("cid", ["visitors"])
+    r = s.api("POST", "/users/cid/server", json={"profile": "cpu"})
+    assert r.status_code == 403, r.text
+    s2, r = log_in(hub, "cid")
+    assert r.status_code == 403 and not logged_in(s2)
+
+
+def test_tokens_are_kept_encrypted_and_secrets_stay_out_of_the_log(hub, provider):
+    admin, r = log_in(hub, "hedy")
+    token = admin.new_token("auth state")
+    s, r = log_in(hub, "ann")
+    state = token_api(hub.url, token, "GET", "/hub/api/users/ann").json()["auth_state"]
+    access_token = state["access_token"]
+    assert access_token and state["oauth_user"]["groups"] == ["ml-team"]
+    # in the database only encrypted, under the data dir's key
+    db = sqlite3.connect(hub.data_dir / "jupyterhub.sqlite")
+    (blob,) = db.execute("SELECT encrypted_auth_state FROM users WHERE name='ann'").fetchone()
+    db.close()
+    assert blob and access_token.encode() not in blob and b"ml-team" not in blob
+    key = (hub.data_dir / hub_module.CRYPT_KEY_FILE).read_text()
+    log = hub.log()
+    for secret in (provider.client_secret, access_token, key, PASSWORDS["ann"]):
+        assert secret not in log
