@@ -2,7 +2,7 @@
 
     python3 tools/gpu_check.py record nvml.json
     python3 tools/gpu_check.py run OUT_DIR [pytest arguments]
-    python3 tools/gpu_check.py summary RESULT.json nvml.json junit.xml [junit.xml ...]
+    python3 tools/gpu_check.py summary RESULT.json nvml.json junit.xml [...] [--note TEXT]
 
 ``record``: every answer NVML gives to the calls the scheduler's inventory makes (names,
 UUIDs, memory, MIG mode, utilisation; an error as its name and code), per card and MIG
@@ -10,7 +10,7 @@ instance, with the driver's versions and ``nvidia-smi -L``. A copy in tests/data
 the tests replay a real driver on hosts without one (``gputest.RecordedNVML``).
 
 ``run``: ``record`` into OUT_DIR/nvml.json, then the tests marked ``gpu`` of the given
-pytest arguments (by default the inventory's and the lease-visibility tests), their
+pytest arguments (by default the inventory's, the lease-visibility and the hub's), their
 JUnit report in OUT_DIR/junit.xml, then ``summary`` into OUT_DIR/gpu-device-check.json.
 
 ``summary``: the machine (GPU model, memory, driver, CUDA driver version) and every test
@@ -34,6 +34,7 @@ DEFAULT_TESTS = [
     "tests/unit/test_inventory.py",
     "tests/unit/test_inventory_mig.py",
     "tests/unit/test_nvml_devices.py",
+    "tests/security/test_gpu_isolation.py",  # the hub's: needs `make install`
 ]
 
 
@@ -141,8 +142,9 @@ def junit_tests(path: Path) -> list[dict]:
     return tests
 
 
-def summary(nvml_record: dict, reports: list[Path]) -> dict:
-    """The machine and the tests' outcomes (see the module's doc)."""
+def summary(nvml_record: dict, reports: list[Path], note: str = "") -> dict:
+    """The machine and the tests' outcomes (see the module's doc); ``note``: how they
+    ran, in a sentence."""
     tests = [t for report in reports for t in junit_tests(report)]
     counts: dict[str, int] = {}
     for test in tests:
@@ -160,6 +162,7 @@ def summary(nvml_record: dict, reports: list[Path]) -> dict:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
+        **({"note": note} if note else {}),
         "counts": counts,
         "tests": tests,
     }
@@ -177,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dest", type=Path)
     p.add_argument("nvml", type=Path)
     p.add_argument("reports", type=Path, nargs="+")
+    p.add_argument("--note", default="", help="how the tests ran, in a sentence")
     args = parser.parse_args(argv)
 
     if args.command == "record":
@@ -184,12 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         args.dest.write_text(json.dumps(recorded, indent=2) + "\n")
         return 0
     if args.command == "summary":
-        result = summary(json.loads(args.nvml.read_text()), args.reports)
+        result = summary(json.loads(args.nvml.read_text()), args.reports, args.note)
         args.dest.write_text(json.dumps(result, indent=2) + "\n")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     nvml_file = args.out / "nvml.json"
-    nvml_file.write_text(json.dumps({**record(), "nvidia_smi_list": _smi_list()}, indent=2))
+    nvml_file.write_text(json.dumps({**record(), "nvidia_smi_list": _smi_list()}, indent=2) + "\n")
     report = args.out / "junit.xml"
     pytest_args = args.pytest_args or ["-m", "gpu", *DEFAULT_TESTS]
     rc = subprocess.run(

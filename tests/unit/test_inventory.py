@@ -1,9 +1,17 @@
 """Where devices come from: the declared list, and NVML (real, where a GPU is present)."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
-from gpu_scheduler.inventory import InventoryError, declared, from_nvml
-from gputest import host_has_gpu
+from gpu_scheduler.inventory import InventoryError, declared, from_nvml, utilisation
+from gpu_scheduler.model import Device
+from gputest import RecordedNVML, host_has_gpu
+
+#: what real drivers answered (``tools/gpu_check.py record``), replayed on any host
+RECORDED = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_declared_inventory():
@@ -49,6 +57,32 @@ def test_nvml_utilisation_of_this_hosts_gpus():
     busy = utilisation([d.uuid for d in devices])
     assert set(busy) == {d.uuid for d in devices}
     assert all(0 <= v <= 100 for v in busy.values())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECORDED.glob("nvml-*.json")))
+def test_a_recorded_driver_gives_the_gpus_nvidia_smi_listed(name):
+    recorded = json.loads((RECORDED / name).read_text())
+    nvml = RecordedNVML(recorded)
+    devices = from_nvml(nvml=nvml)
+    whole = [card for card in recorded["devices"] if not card["mig_devices"]]
+    assert [d.uuid for d in devices if d.parent is None] == [card["uuid"] for card in whole]
+    assert {d.uuid for d in devices} <= set(
+        re.findall(r"UUID: (\S+)\)", recorded["nvidia_smi_list"])
+    )
+    for device, card in zip(devices, whole, strict=False):
+        assert (device.model, device.index) == (card["name"], card["index"])
+        assert device.memory_mib == card["memory"]["total"] // 2**20
+    busy = utilisation([d.uuid for d in devices], nvml=nvml)
+    assert busy == {card["uuid"]: card["utilization"]["gpu"] for card in whole}
+    assert nvml.open == 0  # shut down again
+
+
+def test_an_h200_is_one_whole_gpu_with_mig_off():
+    """The H200 of the lent machine (driver 580.159.04): MIG mode [0, 0] and no MIG slots
+    (nvmlDeviceGetMaxMigDeviceCount answers 0 while MIG is off), 143771 MiB as nvidia-smi."""
+    recorded = json.loads((RECORDED / "nvml-h200.json").read_text())
+    uuid = recorded["devices"][0]["uuid"]
+    assert from_nvml(nvml=RecordedNVML(recorded)) == [Device(uuid, "NVIDIA H200", 143771, 0)]
 
 
 # --- Kubernetes nodes ---------------------------------------------------------------------
