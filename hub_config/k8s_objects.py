@@ -129,3 +129,17 @@ def gpu_placement(devices, product_label: str) -> tuple[dict[str, str], dict[str
         selector[product_label] = products.pop()
     counts = Counter(d.resource for d in parsed)
     return selector, {resource: str(n) for resource, n in sorted(counts.items())}
+
+
+#: The pod volume that holds a server's ``/dev/shm``.
+SHM_VOLUME = "dshm"
+
+
+def shm_volume(size_bytes: int) -> tuple[list[dict], list[dict]]:
+    """The pod volume and container mount of ``/dev/shm``: a memory-backed ``emptyDir`` of
+    ``size_bytes`` (:func:`hub_config.shm.shm_bytes`; it counts against the pod's memory
+    limit). Without it a pod's ``/dev/shm`` is the runtime's 64 MiB."""
+    return (
+        [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": str(size_bytes)}}],
+        [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+    )

@@ -23,7 +23,8 @@ from traitlets import Float, TraitError, Unicode, validate
 
 from . import token_secret
 from .gpu import GpuMixin
-from .k8s_objects import gpu_placement, listed, volume_mounts
+from .k8s_objects import gpu_placement, listed, shm_volume, volume_mounts
+from .shm import shm_bytes
 from .spawners import ProfilesMixin, VolumesMixin
 
 #: A Kubernetes object name as the chart's prefix must be (an RFC 1123 label).
@@ -164,8 +165,10 @@ class KubernetesSpawner(ProfilesMixin, GpuMixin, VolumesMixin, KubeSpawner):
         if self.volumes_config:
             groups = [group.name for group in self.user.groups]
             shared, mounts = volume_mounts(self.volumes_config, groups, self.release_fullname)
-        self.volumes = listed(self._configured("volumes")) + shared
-        self.volume_mounts = listed(self._configured("volume_mounts")) + mounts
+        # /dev/shm of the profile's size, memory-backed (hub_config.shm)
+        dshm, dshm_mounts = shm_volume(shm_bytes(self.profile)) if self.profile else ([], [])
+        self.volumes = listed(self._configured("volumes")) + shared + dshm
+        self.volume_mounts = listed(self._configured("volume_mounts")) + mounts + dshm_mounts
         if mounts:
             self.log.info(
                 "Server %s mounts %s",

@@ -14,12 +14,21 @@ from tornado import web
 from traitlets import Dict, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from . import accounts, cgroups, docker_gpu, docker_token, profiles, unix_accounts, volumes
+from . import (
+    accounts,
+    cgroups,
+    docker_gpu,
+    docker_token,
+    profiles,
+    server_env,
+    shm,
+    unix_accounts,
+    volumes,
+)
 from .gpu import GpuMixin
 from .naming import safe_slug
 from .readiness import wait_for_port
 from .spawner_contract import SpawnerContract
-from .starter import copy_starter
 
 
 class ProfilesMixin(SpawnerContract):
@@ -202,8 +211,9 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
     ).tag(config=True)
 
     starter_dir = Unicode(
-        help="""Starter notebooks copied into a user's directory on their first start
-        (files already there are left alone).
+        help="""Starter notebooks the user's server brings into their directory at each
+        start (``DLHUB_STARTER_DIR``): new ones are copied, updated ones replace copies the
+        user never changed, the user's edits are never overwritten.
 
         Default: ``share/dlhub/starter`` in the user environment (``user_env_prefix``).
         """,
@@ -274,19 +284,19 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
             self.account = state["account"]
 
     def user_env(self, env):
-        """The account's (or, without accounts, the user's) name, home and shell, and the
-        user environment first on the PATH (a terminal's `python` and `pip`)."""
+        """The account's (or, without accounts, the user's) name, home and shell; the user
+        environment first on the PATH (a terminal's `python` and `pip`), never the hub's
+        (see :mod:`.server_env`)."""
         env["USER"] = self.account or self.user.name
         env["HOME"] = self.home_dir
         env["SHELL"] = unix_accounts.SHELL
-        bin_dir = os.path.join(self.user_env_prefix, "bin")
-        rest = SYSTEM_PATH if self.system_accounts else env.get("PATH", SYSTEM_PATH)
-        env["PATH"] = os.pathsep.join([bin_dir, rest])
-        if self.system_accounts:
-            # nothing of the hub's own Python setup (root's paths) reaches the user's
-            env.pop("PYTHONPATH", None)
-            env["VIRTUAL_ENV"] = self.user_env_prefix
-        return env
+        env["DLHUB_STARTER_DIR"] = self.starter_dir
+        return server_env.server_env(
+            env,
+            user_env_prefix=self.user_env_prefix,
+            home=self.home_dir,
+            own_account=self.system_accounts,
+        )
 
     def make_preexec_fn(self, name):
         home = self.home_dir
@@ -328,9 +338,6 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
             await asyncio.to_thread(self._prepare_account, groups)
         else:
             os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
-            copied = copy_starter(Path(self.starter_dir), Path(self.home_dir))
-            if copied:
-                self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
             for skipped in link_mounts(self.home_dir, self._volume_targets(groups)):
                 self.log.warning("Not linking %s for %s: the path exists", skipped, self._log_name)
         return await super().start()
@@ -372,9 +379,6 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
         new_home = not home.exists()
         if new_home:
             home.mkdir(mode=0o700)
-            copied = copy_starter(Path(self.starter_dir), home)
-            if copied:
-                self.log.info("Copied starter notebooks for %s: %s", self._log_name, copied)
         if new_home or home.stat().st_uid != account.pw_uid:
             unix_accounts.own_tree(home, account.pw_uid, account.pw_gid)
         os.chmod(home, 0o700)
@@ -458,10 +462,6 @@ class LocalSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, LocalP
                 target, 0, unix_accounts.ensure_group(accounts.volume_group(prefix, v["group"]))
             )
             target.chmod(0o2775 if v["others"] == "read" else 0o2770)
-
-
-#: The PATH of a server run as a user's own account (after the user environment's bin).
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def link_mounts(home: str, pairs: list[tuple[str, str]]) -> list[str]:
@@ -593,6 +593,9 @@ class DockerSpawner(ProfilesMixin, GpuMixin, VolumesMixin, ListeningMixin, _Dock
 
     def apply_profile(self, profile):
         self.image = profile.get("image") or self.default_image
+        # /dev/shm of the profile's size (Docker's default is 64 MiB), see hub_config.shm
+        configured = self.extra_host_config if isinstance(self.extra_host_config, dict) else {}
+        self.extra_host_config = shm.docker_host_config(configured, profile)
 
     def assign_gpus(self, devices):
         config = dict(self.extra_host_config) if isinstance(self.extra_host_config, dict) else {}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import wheeltest
 from hubtest import part_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,36 +105,6 @@ def record_size():
     return _record_size
 
 
-def _make_wheel(directory: Path, name: str, version: str, code: str) -> Path:
-    """A pure-Python wheel of one module ``name`` (its source ``code``), written by hand
-    into ``directory``: what `pip install` takes offline, with no build tools."""
-    import base64
-    import hashlib
-    import zipfile
-
-    dist_info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": code,
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: dlhub-tests\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = Path(directory) / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    wheel.chmod(0o644)
-    return wheel
-
-
 @pytest.fixture
 def wheels(tmp_path) -> Path:
     """A directory the image's user can read, for wheels made with :func:`make_wheel`."""
@@ -155,4 +126,4 @@ def home_volume(docker_engine):
 @pytest.fixture
 def make_wheel(wheels):
     """``make_wheel(name, version, code)``: a one-module wheel in :func:`wheels`."""
-    return lambda name, version, code: _make_wheel(wheels, name, version, code)
+    return lambda name, version, code: wheeltest.make_wheel(wheels, name, version, code)
