@@ -55,7 +55,12 @@ def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
     """What ``dlhub up`` prints; ``setup_link``: the first admin's one-time link."""
     url = public_url(cfg)
     admins = ", ".join(cfg["auth"]["admin_users"]) or "(none: set auth.admin_users)"
-    if setup_link:
+    if cfg["auth"]["type"] != "native":
+        first = [
+            f"  People log in with {roster.DIRECTORY_TYPES[cfg['auth']['type']]} accounts "
+            f"(auth.type: {cfg['auth']['type']}); its groups are the hub's groups."
+        ]
+    elif setup_link:
         first = [
             f"  First admin: open {setup_link}",
             f"  (one use, for an admin without an account: {admins}), choose a password, "
@@ -69,7 +74,11 @@ def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
             f"  dlhub is starting on the {cfg['backend']} backend.",
             f"  Open {url}/hub/ in your browser.",
             *first,
-            f"  Admins approve new accounts at {url}/hub/authorize.",
+            *(
+                [f"  Admins approve new accounts at {url}/hub/authorize."]
+                if cfg["auth"]["type"] == "native"
+                else []
+            ),
             f"  State is kept in {data_dir}. Press Ctrl-C to stop the hub and its servers.",
             "",
         ]
@@ -97,7 +106,8 @@ def cmd_up(args) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
     data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
-    print(banner(cfg, data_dir, first_admin_link(cfg, data_dir)), flush=True)
+    native = cfg["auth"]["type"] == "native"
+    print(banner(cfg, data_dir, first_admin_link(cfg, data_dir) if native else None), flush=True)
     if cfg["backend"] == "local":
         print("\n".join(local_mode(cfg)) + "\n", flush=True)
     config_py = resources.files("hub_config").joinpath("jupyterhub_config.py")
@@ -142,6 +152,13 @@ def cmd_admin(args) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
     name = args.name.lower()
+    if cfg["auth"]["type"] != "native":
+        print(
+            f"dlhub: auth.type is {cfg['auth']['type']}: admins log in with the directory's "
+            "password; name them in auth.admin_users or the directory's admin group.",
+            file=sys.stderr,
+        )
+        return 2
     admins = cfg["auth"]["admin_users"]
     if name not in admins:
         listed = ", ".join(admins) or "none"
@@ -179,7 +196,9 @@ def _hub(args) -> str:
 
 
 def cmd_roster_import(args) -> int:
-    return roster.run_import(args.file, _hub(args), dry_run=args.dry_run)
+    cfg = _load(args.config)
+    hub = args.hub or cfg["hub"]["bind_url"]
+    return roster.run_import(args.file, hub, dry_run=args.dry_run, auth_type=cfg["auth"]["type"])
 
 
 def cmd_roster_export(args) -> int:

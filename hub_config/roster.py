@@ -563,9 +563,40 @@ def _read_roster(path: str) -> tuple[str, str]:
         ) from None
 
 
-def run_import(path: str, url: str, dry_run: bool = False, environ=None, out=None) -> int:
-    """``dlhub roster import``: print the plan, apply it unless ``dry_run``."""
+#: ``auth.type`` values whose users and groups the directory decides (not a roster).
+DIRECTORY_TYPES = {"oidc": "OpenID Connect provider", "ldap": "LDAP directory"}
+
+
+def refusal(auth_type: str) -> str | None:
+    """Why ``import`` refuses under ``auth.type`` (one sentence), or None (``native``).
+
+    With a directory, each log-in and each server start set a user's groups to the
+    directory's, so memberships imported here would be undone; users made here could
+    not log in unless the directory lets them. ``export`` still works."""
+    if auth_type not in DIRECTORY_TYPES:
+        return None
+    return (
+        f"dlhub roster import: refused, because auth.type is {auth_type}: users and group "
+        f"memberships come from the {DIRECTORY_TYPES[auth_type]} at every log-in, so change "
+        "them there (dlhub roster export still lists the hub's users)."
+    )
+
+
+def run_import(
+    path: str,
+    url: str,
+    dry_run: bool = False,
+    environ=None,
+    out=None,
+    auth_type: str = "native",
+) -> int:
+    """``dlhub roster import``: print the plan, apply it unless ``dry_run``; refused (exit
+    status 2, nothing read or applied) when ``auth_type`` is a directory's."""
     out = out or sys.stdout
+    refused = refusal(auth_type)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     try:
         text, source = _read_roster(path)
         rows = parse(text, source)

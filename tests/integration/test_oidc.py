@@ -11,7 +11,10 @@ log-ins the provider's users change as a directory admin would change them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -19,6 +22,7 @@ import pytest
 from gputest import SchedulerClient, gpu_hub_config
 from hub_config import hub as hub_module
 from hub_config.oidc import STATE_REFUSED
+from hub_config.roster import refusal as roster_refusal
 from hubtest import new_password, token_api, wait_for
 from oidctest import OidcProvider, provider_login, submit_password, to_provider_form
 
@@ -266,3 +270,21 @@ def test_tokens_are_kept_encrypted_and_secrets_stay_out_of_the_log(hub, provider
     log = hub.log()
     for secret in (provider.client_secret, access_token, key, PASSWORDS["ann"]):
         assert secret not in log
+
+
+def test_the_roster_lists_directory_users_but_refuses_to_import(hub, tmp_path):
+    admin, r = log_in(hub, "hedy")
+    env = {**os.environ, "DLHUB_API_TOKEN": admin.new_token("roster"), "DLHUB_CONFIG": ""}
+    cli = [sys.executable, "-m", "hub_config", "roster"]
+    config = ["--config", str(hub.config_file), "--hub", hub.url]
+    out = subprocess.run(cli + ["export"] + config, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "hedy,hub-admins,true" in out.stdout.splitlines()
+    roster = tmp_path / "roster.csv"
+    roster.write_text("username,groups,admin\nann,ml-team;extra,false\nzed,ml-team,false\n")
+    out = subprocess.run(
+        cli + ["import", str(roster)] + config, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [roster_refusal("oidc")]
+    assert "zed" not in {u["name"] for u in admin.api("GET", "/users").json()}

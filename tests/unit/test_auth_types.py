@@ -219,3 +219,29 @@ def test_jupyterhub_still_lacks_the_token_authenticated_default():
 
     default_token_authenticated()
     assert BaseHandler._token_authenticated is False
+
+
+def test_dlhub_up_admin_and_roster_import_under_a_directory(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from hub_config.__main__ import banner, main
+    from hub_config.roster import refusal
+
+    cfg = validate({"auth": OIDC})
+    text = banner(cfg, tmp_path)
+    assert "log in with OpenID Connect provider accounts" in text
+    assert "/hub/authorize" not in text and "first-admin" not in text
+    assert "/hub/authorize" in banner(validate({}), tmp_path)
+    config = tmp_path / "dlhub.yaml"
+    config.write_text(yaml.safe_dump({"auth": OIDC}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["admin", "admin", "--config", str(config)]) == 2
+    assert "auth.type is oidc" in capsys.readouterr().err
+    # the roster's import is refused before the file is read or the hub is asked
+    roster = tmp_path / "roster.csv"
+    roster.write_text("username,groups,admin\nann,ml-team,false\n")
+    args = ["roster", "import", str(roster), "--config", str(config), "--hub", "http://0:1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == refusal("oidc") and "\n" not in err and err.endswith(").")  # one sentence
+    assert refusal("native") is None and "LDAP directory" in refusal("ldap")
