@@ -18,7 +18,7 @@ from importlib import resources
 
 import yaml
 
-from . import datadir, first_admin, mapping, roster
+from . import datadir, first_admin, mapping, roster, single_hub
 from .config import CONFIG_ENV, ConfigError, load_platform_config
 from .reference import render_reference
 
@@ -106,6 +106,7 @@ def cmd_up(args) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
     data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
+    single_hub.hold_for_exec(cfg, data_dir)  # before the setup link reads the database
     native = cfg["auth"]["type"] == "native"
     print(banner(cfg, data_dir, first_admin_link(cfg, data_dir) if native else None), flush=True)
     if cfg["backend"] == "local":
