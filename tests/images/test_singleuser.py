@@ -130,6 +130,12 @@ class SingleuserChecks:
         for extension in ("nbgitpuller", "jupyter_resource_usage", "dlhub_lab"):
             assert re.search(rf"{extension}\S* .*enabled", listed), listed
 
+    def test_the_gpu_reader_finds_no_gpu_and_no_error_without_one(self, built_image, docker_run):
+        code = "from dlhub_lab.nvml import read_gpus; print(read_gpus())"
+        proc = docker_run(built_image, "python", "-c", code, args=self.ARGS)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip() == "[]"
+
     def test_first_tensorflow_cell_prints_nothing_on_stderr(self, built_image, docker_run):
         proc = docker_run(built_image, "python", "-c", RUN_CELL, TF_CELL, args=self.ARGS)
         assert proc.returncode == 0, proc.stderr[-3000:]

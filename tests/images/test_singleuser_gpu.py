@@ -6,6 +6,7 @@ skipped when it is missing. The GPU check is skipped on a host without an NVIDIA
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -43,3 +44,14 @@ class TestSingleuserGpu(SingleuserChecks):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert int(proc.stdout.split()[-1]) > 0, proc.stdout + proc.stderr[-3000:]
+
+    @pytest.mark.gpu
+    def test_the_status_bars_gpu_reader_sees_the_assigned_gpu(self, built_image, docker_run):
+        if not host_has_gpu():
+            pytest.skip("this host has no NVIDIA GPU (no /dev/nvidia0, no nvidia-smi)")
+        code = "import json; from dlhub_lab.nvml import read_gpus; print(json.dumps(read_gpus()))"
+        args = (*self.ARGS, "--gpus", "all", "-e", "NVIDIA_VISIBLE_DEVICES=all")
+        proc = docker_run(built_image, "python", "-c", code, args=args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        gpus = json.loads(proc.stdout.splitlines()[-1])
+        assert gpus and gpus[0]["memory_total"] > 0 and gpus[0]["uuid"].startswith("GPU-")

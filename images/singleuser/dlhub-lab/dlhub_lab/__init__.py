@@ -1,8 +1,10 @@
 """dlhub's additions to the user's JupyterLab.
 
-A server extension with one endpoint, ``GET <base_url>dlhub/gpu-notices``, which the
-`dlhub-gpu-notices` lab extension polls to warn the user before the GPU scheduler takes
-this server's GPUs back (idle too long, or at the end of its maximum lifetime).
+A server extension with two endpoints, which the `dlhub-gpu-notices` lab extension polls:
+``GET <base_url>dlhub/gpu-notices``, to warn the user before the GPU scheduler takes this
+server's GPUs back (idle too long, or at the end of its maximum lifetime), and
+``GET <base_url>dlhub/gpu-usage``, the memory and utilisation of this server's GPUs for
+the status bar (:mod:`.gpu_usage`).
 
 It also gives the server's ``_xsrf`` cookie the hub's cookie options (``SameSite=Lax``,
 ``Secure`` when the hub is served over https): JupyterHub passes them to every server in
@@ -22,6 +24,7 @@ from pathlib import Path
 from jupyter_server.utils import url_path_join
 
 from . import starter
+from .gpu_usage import GpuUsageHandler
 from .notices import GpuNoticesHandler
 
 
@@ -62,5 +65,9 @@ def _load_jupyter_server_extension(serverapp):
     sync_starter(serverapp)
     base_url = settings["base_url"]
     serverapp.web_app.add_handlers(
-        ".*$", [(url_path_join(base_url, "dlhub/gpu-notices"), GpuNoticesHandler)]
+        ".*$",
+        [
+            (url_path_join(base_url, "dlhub/gpu-notices"), GpuNoticesHandler),
+            (url_path_join(base_url, "dlhub/gpu-usage"), GpuUsageHandler),
+        ],
     )
