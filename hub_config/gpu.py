@@ -24,6 +24,11 @@ from gpu_scheduler.contract import HubRequest, authorization
 
 from .spawner_contract import SpawnerContract
 
+#: a GPU start while the scheduler does not answer (it is started again within seconds)
+SCHEDULER_DOWN = (
+    "The GPU scheduler is not answering (it is being started again); try again in a minute."
+)
+
 
 def waiting_message(waiting: dict) -> str:
     minutes = max(1, math.ceil(waiting["eta_s"] / 60))
@@ -177,9 +182,12 @@ class GpuMixin(SpawnerContract):
         )
 
     async def acquire_gpus(self, count: int) -> list[str]:
-        code, data = await self._gpu_call(
-            "POST", "api/hub/requests", self.gpu_request(count).body()
-        )
+        try:
+            code, data = await self._gpu_call(
+                "POST", "api/hub/requests", self.gpu_request(count).body()
+            )
+        except OSError:
+            raise web.HTTPError(503, SCHEDULER_DOWN) from None
         if code >= 400:
             raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))
         started = time.monotonic()
@@ -204,7 +212,14 @@ class GpuMixin(SpawnerContract):
                 minutes = round(self.gpu_max_wait / 60)
                 raise web.HTTPError(503, f"No GPU became free within {minutes} minutes.")
             await asyncio.sleep(self.gpu_poll_interval)
-            code, data = await self._gpu_call("GET", f"api/hub/requests/{data['waiting']['id']}")
+            request_id = data["waiting"]["id"]
+            try:
+                code, answer = await self._gpu_call("GET", f"api/hub/requests/{request_id}")
+            except OSError:
+                # the scheduler is being started again (hub_config.supervisor): its queue
+                # is in its database, so the place is kept; ask again at the next poll
+                continue
+            data = answer
             if code >= 400:
                 raise web.HTTPError(503, data.get("message", "the GPU request was lost"))
         self._gpu_message = None
