@@ -79,10 +79,22 @@ def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
                 if cfg["auth"]["type"] == "native"
                 else []
             ),
-            f"  State is kept in {data_dir}. Press Ctrl-C to stop the hub and its servers.",
+            f"  State is kept in {data_dir}.",
+            stop_line(cfg["backend"]),
             "",
         ]
     )
+
+
+def stop_line(backend: str) -> str:
+    """What Ctrl-C stops: everything on the local backend; the docker backend's user
+    containers keep running by design (the next start finds them again)."""
+    if backend == "docker":
+        return (
+            "  Ctrl-C stops the hub, its proxy and services; users' containers keep running "
+            "(by design) and the next start finds them again."
+        )
+    return "  Ctrl-C stops the hub, its proxy, its services and users' servers."
 
 
 def first_admin_link(cfg: dict, data_dir) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
-from . import datadir, mapping
+from . import datadir, managed_services, mapping
 from .config import ConfigError, load_platform_config
 
 #: JupyterHub's variable for the key that encrypts users' auth state.
@@ -73,6 +75,14 @@ def configure(c, environ=None, cwd=None) -> dict:
         )
         if problem:
             sys.exit(f"dlhub: {problem}")
+    # managed services run supervised, die with the hub, and a dead hub's are ended with
+    # their tokens before this one starts its own (hub_config.managed_services)
+    hub = traits["JupyterHub"]
+    hub["services"] = managed_services.supervised(hub["services"], data_dir, sys.executable)
+    managed_services.at_hub_start(data_dir, hub["db_url"], hub["services"])
+    # the interpreter's last garbage collections took 1.5-3 s of a Ctrl-C on the hub's
+    # heap; what is still alive at exit is left to the process's end instead
+    atexit.register(gc.freeze)
     mapping.apply(c, traits)
     # a callable too: every request ends its database transaction, so no connection is
     # held between requests (a database restart costs no request; hub_config.db_session)
