@@ -7,6 +7,13 @@
   user waiting for it, the user can start again;
 - the hub's PostgreSQL restarted while three spawns wait (queued for the one GPU): the
   hub's next request is answered, every waiting spawn completes in turn;
+- the data dir's disk full during a spawn (a 16 MiB tmpfs, filled): the start is refused
+  with 507 naming the disk, the hub and the scheduler keep answering, both SQLite
+  databases pass ``integrity_check`` once space is freed, the hub restarts fine;
+- the Docker engine restarted (a private engine, :mod:`private_engine`, so that other
+  suites' engine is left alone): containers have no restart policy, so the hub marks the
+  servers stopped once the engine is back, the GPU lease goes to the waiting user, nobody
+  keeps a lease without a server, and the users start again.
 """
 
 from __future__ import annotations
@@ -16,10 +23,19 @@ from pathlib import Path
 
 import pytest
 from chaoskit import measure, pids_of
+from private_engine import PrivateEngine
 
+from dockertest import USER_IMAGE, docker_names, docker_section
 from gputest import SchedulerClient, gpu_hub_config
 from hub_config.mapping import POLL_INTERVAL
-from hubtest import start_server, stop_server, token_api, wait_for
+from hubtest import (
+    RunningHub,
+    remove_docker_objects,
+    start_server,
+    stop_server,
+    token_api,
+    wait_for,
+)
 from pgtest import PostgresServer
 
 pytestmark = [pytest.mark.chaos]
@@ -203,9 +219,6 @@ def small_disk_hub(hub_factory, chaos_engine):
     scheduler's SQLite databases) is a 16 MiB tmpfs of its own."""
     import subprocess
 
-    from dockertest import docker_names, docker_section
-    from hubtest import remove_docker_objects
-
     names = docker_names("dlf", "dlhub-full")
     config = {
         **gpu_hub_config(CPU_FIRST, count=1, check_every=5),
@@ -286,3 +299,96 @@ def test_data_dir_full_during_a_spawn_a_clear_refusal_and_sound_databases(
     chaos_record(scenario, "the hub up again after a restart", time.monotonic() - t0)
     assert (server_model(hub, token, "dora") or {}).get("ready")
     stop_server(hub.url, token, "dora")
+
+
+# --- the Docker engine restarted ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_engine(chaos_engine):
+    """A Docker engine of this module's own (:mod:`private_engine`), with the user image."""
+    engine = PrivateEngine().start()
+    try:
+        engine.load(USER_IMAGE)
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def engine_hub(private_engine, hub_factory):
+    """A docker-backend hub on the private engine: GPU servers start there (see
+    :mod:`private_engine`), so one can hold the lease while the engine restarts."""
+    names = docker_names("dle", "dlhub-engine")
+    config = {
+        **gpu_hub_config(CPU_FIRST, count=1, check_every=5),
+        "backend": "docker",
+        "docker": docker_section(names),
+        "culling": {"enabled": False},
+    }
+    hub = hub_factory(config, name="enginehub", start=False)
+    hub.env = lambda: {**RunningHub.env(hub), "DOCKER_HOST": private_engine.host}
+    try:
+        yield hub.start(timeout=90)
+    finally:
+        hub.stop()
+        if private_engine.answers():
+            private_engine.remove_containers(names["prefix"], names["network"])
+
+
+def test_docker_engine_restarted_the_hub_marks_servers_stopped_and_no_lease_is_orphaned(
+    engine_hub, private_engine, chaos_record
+):
+    scenario = "the docker engine restarted"
+    hub = engine_hub
+    token = hub.admin().new_token("engine restart")
+    for user in ("ana", "ben", "quinn"):
+        assert token_api(hub.url, token, "POST", f"/hub/api/users/{user}", json={}).status_code
+    start_server(hub.url, token, "ana", {"profile": "gpu"})
+    start_server(hub.url, token, "ben", {"profile": "cpu"})
+    r = token_api(hub.url, token, "POST", "/hub/api/users/quinn/server", json={"profile": "gpu"})
+    assert r.status_code == 202, r.text
+    scheduler = SchedulerClient(hub)
+    wait_for(lambda: len(scheduler.state(token)["waiting"]) == 1, 30, what="quinn queued")
+    (lease,) = scheduler.state(token)["leases"]
+    assert lease["user"] == "ana"
+
+    began = time.monotonic()
+    private_engine.stop()  # it stops its containers first
+    chaos_record(scenario, "the engine stopped, its containers with it", time.monotonic() - began)
+    # without its engine the hub still answers
+    assert token_api(hub.url, token, "GET", "/hub/api/users").status_code == 200
+    t0 = time.monotonic()
+    private_engine.start()
+    chaos_record(scenario, "the engine back after its start", time.monotonic() - t0)
+    # the containers have no restart policy: they stay stopped, and the hub says so
+    back = time.monotonic()
+    poll = POLL_INTERVAL["docker"]
+
+    def both_stopped():
+        return all(server_model(hub, token, u) is None for u in ("ana", "ben"))
+
+    wait_for(both_stopped, poll * 1.1 + 15, interval=0.1, what="ana's and ben's servers stopped")
+    stopped = time.monotonic() - began
+    chaos_record(
+        scenario, f"the servers shown stopped, from the engine's stop (poll {poll} s)", stopped
+    )
+    assert time.monotonic() - back <= poll * 1.1 + 5
+    # ana's lease went with her server, to the user waiting for it
+    handed = measure(
+        lambda: (server_model(hub, token, "quinn") or {}).get("ready"),
+        60,
+        "quinn's server to start with the freed GPU",
+    )
+    chaos_record(scenario, "the waiting user's server ready with the freed GPU", handed)
+    assert [x["user"] for x in scheduler.state(token)["leases"]] == ["quinn"]
+    assert time.monotonic() - back < 60
+    # the users start again on the restarted engine, their homes kept
+    for user, profile in (("ben", "cpu"), ("ana", "cpu")):
+        t0 = time.monotonic()
+        start_server(hub.url, token, user, {"profile": profile})
+        chaos_record(scenario, f"{user}'s new server ready", time.monotonic() - t0)
+    for user in ("ana", "ben", "quinn"):
+        stop_server(hub.url, token, user)
+    state = scheduler.state(token)
+    assert state["leases"] == [] and state["waiting"] == []
