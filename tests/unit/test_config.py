@@ -47,6 +47,7 @@ def test_partial_profile_gets_defaults(tmp_path):
         {
             "name": "small",
             "mem_limit": "1G",
+            "shm_size": None,
             "display_name": "",
             "description": "",
             "cpu_limit": 2,
