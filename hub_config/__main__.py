@@ -18,7 +18,7 @@ from importlib import resources
 
 import yaml
 
-from . import datadir, first_admin, mapping, roster, single_hub
+from . import datadir, first_admin, mapping, roster, single_hub, tls
 from .config import CONFIG_ENV, ConfigError, load_platform_config
 from .reference import render_reference
 
@@ -55,6 +55,13 @@ def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
     """What ``dlhub up`` prints; ``setup_link``: the first admin's one-time link."""
     url = public_url(cfg)
     admins = ", ".join(cfg["auth"]["admin_users"]) or "(none: set auth.admin_users)"
+    open_line = f"  Open {url}/hub/ in your browser."
+    if cfg["backend"] != "kubernetes" and cfg["hub"]["tls"]["self_signed"]:
+        cert = tls.files(cfg, data_dir)[0]
+        open_line = (
+            f"  Open {url}/hub/ in your browser: HTTPS with a self-signed certificate "
+            f"({cert}),\n  which the browser warns about; accept it once to try dlhub out."
+        )
     if cfg["auth"]["type"] != "native":
         first = [
             f"  People log in with {roster.DIRECTORY_TYPES[cfg['auth']['type']]} accounts "
@@ -72,7 +79,7 @@ def banner(cfg: dict, data_dir, setup_link: str | None = None) -> str:
         [
             "",
             f"  dlhub is starting on the {cfg['backend']} backend.",
-            f"  Open {url}/hub/ in your browser.",
+            open_line,
             *first,
             *(
                 [f"  Admins approve new accounts at {url}/hub/authorize."]
@@ -116,7 +123,14 @@ def first_admin_link(cfg: dict, data_dir) -> str | None:
 def cmd_up(args) -> int:
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    if args.tls:
+        os.environ[tls.TLS_ENV] = args.tls
     cfg = _load(os.environ.get(CONFIG_ENV) or None)
+    problem = tls.environment_problem(os.environ)
+    if problem:
+        print(f"dlhub: {problem}", file=sys.stderr)
+        return 2
+    cfg = tls.with_environment(cfg, os.environ)
     data_dir = mapping.resolve_data_dir(cfg, os.getcwd())
     single_hub.hold_for_exec(cfg, data_dir)  # before the setup link reads the database
     native = cfg["auth"]["type"] == "native"
@@ -227,6 +241,11 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("up", help="run the hub in the foreground")
     p.add_argument("--config", help=f"YAML file (default: ${CONFIG_ENV} or built-in)")
+    p.add_argument(
+        "--tls",
+        choices=["self-signed"],
+        help="serve https with a self-signed certificate made in the data dir (hub.tls)",
+    )
     p.set_defaults(func=cmd_up)
     p = sub.add_parser(
         "admin",

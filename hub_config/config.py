@@ -206,6 +206,14 @@ def _check_semantics(cfg: dict, source: str) -> None:
         mounts[mount] = key
     _check_names(cfg, source)
     _check_auth(cfg["auth"], source)
+    from .ldap import problems as ldap_problems
+
+    for key, problem in ldap_problems(cfg["auth"]):
+        raise ConfigError(source, key, problem)
+    from .tls import problems as tls_problems
+
+    for key, problem in tls_problems(cfg):
+        raise ConfigError(source, key, problem)
 
 
 def _check_auth(auth: dict, source: str) -> None:

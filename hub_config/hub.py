@@ -7,8 +7,8 @@ import gc
 import os
 import sys
 
-from . import datadir, managed_services, mapping
-from .config import ConfigError, load_platform_config
+from . import datadir, managed_services, mapping, tls
+from .config import BUILTIN, ConfigError, load_platform_config
 
 #: JupyterHub's variable for the key that encrypts users' auth state.
 CRYPT_KEY_ENV = "JUPYTERHUB_CRYPT_KEY"
@@ -23,10 +23,15 @@ def configure(c, environ=None, cwd=None) -> dict:
     """
     environ = os.environ if environ is None else environ
     cwd = os.getcwd() if cwd is None else cwd
+    source = environ.get("DLHUB_CONFIG") or None
     try:
-        cfg = load_platform_config(environ.get("DLHUB_CONFIG") or None)
+        cfg = load_platform_config(source)
     except ConfigError as e:
         sys.exit(str(e))
+    problem = tls.environment_problem(environ)
+    if problem:
+        sys.exit(f"dlhub: {problem}")
+    cfg = tls.with_environment(cfg, environ)
     data_dir = mapping.resolve_data_dir(cfg, cwd)
     gateway = None
     if cfg["backend"] == "docker":
@@ -51,6 +56,12 @@ def configure(c, environ=None, cwd=None) -> dict:
         if warning:
             print(warning, file=sys.stderr)
     datadir.prepare(data_dir, mapping.db_url(cfg, data_dir))
+    try:
+        made = tls.prepare(cfg, data_dir)
+    except tls.TlsError as e:
+        sys.exit(str(ConfigError(source or BUILTIN, e.key, e.problem)))
+    if made:
+        print(made, file=sys.stderr)
     gpu_secret = datadir.secret(data_dir, "gpu-scheduler-secret") if cfg["gpus"]["enabled"] else ""
     as_root = os.geteuid() == 0
     try:
@@ -108,6 +119,12 @@ def configure_auth(c, cfg: dict, traits: dict, data_dir, environ) -> str | None:
         from . import oidc
 
         problem = oidc.startup_problem(cfg["auth"])
+        if problem:
+            return problem
+    if cfg["auth"]["type"] == "ldap":
+        from . import ldap
+
+        problem = ldap.startup_problem(cfg["auth"])
         if problem:
             return problem
     if cfg["auth"]["type"] != "native":

@@ -19,7 +19,8 @@ does not report a user's groups):
   account, so a user removed from a group loses its folder and quota at their next
   start, and a user removed from the directory is sent back to log in (and refused).
 - **certificates checked**: StartTLS and LDAPS verify the server's certificate and name
-  (ldap3's default is not to), against ``ca_file`` or the system's trust store.
+  (ldap3's default is not to), against ``ca_file`` or the system's trust store; a server
+  that cannot be reached or whose certificate is refused gives a clear 503 page.
 - **the lookup account's password from a file** (``lookup_dn_search_password_file``), as
   a Kubernetes Secret is mounted. Neither it nor users' passwords are logged.
 
@@ -36,6 +37,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 from ldapauthenticator import LDAPAuthenticator
+from tornado import web
 from traitlets import Set, Unicode, default
 
 #: Where the user's groups travel from the bind to :meth:`DirectoryAuthenticator.authenticate`
@@ -158,7 +160,16 @@ class DirectoryAuthenticator(LDAPAuthenticator):
         return model
 
     async def authenticate(self, handler, data):
-        model = await super().authenticate(handler, data)
+        try:
+            model = await super().authenticate(handler, data)
+        except LDAPException as e:
+            # unreachable, or its certificate refused: a clear page, not a 500
+            self.log.error("LDAP server %s: %s", self.server_address, e)
+            raise web.HTTPError(
+                503,
+                f"The directory ({self.server_address}) cannot be reached or its certificate "
+                "is not trusted right now; try again in a minute, or tell an admin.",
+            ) from None
         if not model:
             return model
         attributes = (model.get("auth_state") or {}).get("user_attributes") or {}

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from gpu_scheduler.contract import SECRET_ENV
 
-from . import datadir, k8s_objects, oidc
+from . import datadir, k8s_objects, ldap, oidc, tls
 from .first_admin import TOKEN_FILE as FIRST_ADMIN_TOKEN
 from .k8s_env import chart_env
 
@@ -259,10 +259,16 @@ def oidc_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
     return oidc.oidc_traits(cfg["auth"])
 
 
+def ldap_auth_traits(cfg: dict, data_dir: Path) -> dict[str, dict]:
+    """``auth.type: ldap``: an LDAP directory (:mod:`hub_config.ldap`)."""
+    return ldap.ldap_traits(cfg["auth"])
+
+
 #: ``auth.type`` -> its authenticator's sections (``JupyterHub.authenticator_class`` among them).
 AUTH_TABLES = {
     "native": native_auth_traits,
     "oidc": oidc_auth_traits,
+    "ldap": ldap_auth_traits,
 }
 
 
@@ -309,7 +315,10 @@ def hub_traits(
             "concurrent_spawn_limit": hub["concurrent_spawn_limit"],
             "active_server_limit": hub["active_server_limit"],
             "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
-            "tornado_settings": {"cookie_options": cookie_options(hub["bind_url"])},
+            "tornado_settings": {
+                "cookie_options": cookie_options(hub["bind_url"]),
+                "headers": tls.headers(cfg),
+            },
             "pid_file": str(data_dir / datadir.HUB_PID),
             "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
             "log_level": hub["log_level"],
@@ -324,6 +333,7 @@ def hub_traits(
         "ConfigurableHTTPProxy": {
             "api_url": proxy_api_url,
             "pid_file": str(data_dir / datadir.PROXY_PID),
+            **tls_proxy_traits(cfg),
         },
         "Spawner": {
             "default_url": "/lab",
@@ -333,6 +343,10 @@ def hub_traits(
         "GpuMixin": {},
         "VolumesMixin": {"volumes_config": cfg["volumes"]},
     }
+    certificate = tls.files(cfg, data_dir)
+    if certificate:
+        # the proxy serves https with them (its --ssl-cert, --ssl-key)
+        traits["JupyterHub"]["ssl_cert"], traits["JupyterHub"]["ssl_key"] = certificate
     if scheduler:
         traits["Spawner"]["server_token_scopes"] = list(SERVER_TOKEN_SCOPES)
         traits["GpuMixin"] = {
@@ -342,6 +356,12 @@ def hub_traits(
             "gpu_max_wait": float(cfg["gpus"]["max_wait"]),
         }
     return merged(traits, auth_traits(cfg, data_dir))
+
+
+def tls_proxy_traits(cfg: dict) -> dict:
+    """The proxy's command with the plain-http redirect listener of ``hub.tls``, if any."""
+    command = tls.proxy_command(cfg)
+    return {"command": command} if command else {}
 
 
 def local_proxy_api_url(cfg: dict) -> str:

@@ -128,9 +128,12 @@ class RunningHub:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        # https when the config gives the proxy a certificate (hub.tls)
+        tls = ((config or {}).get("hub") or {}).get("tls") or {}
+        scheme = "https" if tls.get("cert_file") or tls.get("self_signed") else "http"
         base = {
             "hub": {
-                "bind_url": f"http://127.0.0.1:{self.port}",
+                "bind_url": f"{scheme}://127.0.0.1:{self.port}",
                 "hub_port": free_port(),
                 "proxy_api_port": free_port(),
                 "data_dir": "data",
@@ -151,7 +154,9 @@ class RunningHub:
                 account_prefix=f"dlt{uuid.uuid4().hex[:5]}-",
             )
         self.config = _merge(base, config or {})
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        #: what ``requests`` checks the hub's certificate with (a CA file under https)
+        self.verify: bool | str = True
         self.config_file = self.workdir / "dlhub.yaml"
         self.config_file.write_text(yaml.safe_dump(self.config))
         self.log_file = self.workdir / "hub.log"
@@ -243,7 +248,8 @@ class RunningHub:
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()}")
-            return requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+            r = requests.get(f"{self.url}/hub/api/", timeout=2, verify=self.verify)
+            return r.status_code == 200
 
         wait_for(up, timeout, what="the hub to answer through the proxy")
         return self
@@ -270,7 +276,11 @@ class RunningHub:
     # --- helpers over HTTP ---------------------------------------------------------
 
     def session(self) -> Browserless:
-        return Browserless(self.url)
+        s = Browserless(self.url)
+        if self.verify is not True:
+            # a CA file of the test's; requests would take $REQUESTS_CA_BUNDLE over it
+            s.verify, s.trust_env = self.verify, False
+        return s
 
     def setup_token(self) -> str:
         """A new one-time token for the first admin's setup page, as `dlhub up` makes it."""

@@ -97,7 +97,7 @@ def test_unknown_key(tmp_path):
     assert msg == (
         f"invalid dlhub config {path}: hub.bind_ulr: unknown key; allowed keys here: "
         "active_server_limit, bind_url, concurrent_spawn_limit, data_dir, db_url, hub_port, "
-        "log_level, poll_interval, proxy_api_port"
+        "log_level, poll_interval, proxy_api_port, tls"
     )
 
 
