@@ -95,11 +95,13 @@ def configure(c, environ=None, cwd=None) -> dict:
     # heap; what is still alive at exit is left to the process's end instead
     atexit.register(gc.freeze)
     mapping.apply(c, traits)
-    # a callable too: every request ends its database transaction, so no connection is
-    # held between requests (a database restart costs no request; hub_config.db_session)
-    from .db_session import log_and_release
+    # a callable too: with a database server, every request ends its database transaction,
+    # so no connection is held between requests (a restart of that server costs no
+    # request; hub_config.db_session)
+    from .db_session import log_and_release, wanted
 
-    c.JupyterHub.tornado_settings["log_function"] = log_and_release
+    if wanted(mapping.db_url(cfg, data_dir)):
+        c.JupyterHub.tornado_settings["log_function"] = log_and_release
     problem = configure_auth(c, cfg, traits, data_dir, environ)
     if problem:
         sys.exit(f"invalid dlhub config: {problem}")

@@ -3,7 +3,7 @@ connection) open; one with unsaved changes is left to JupyterHub."""
 
 from jupyterhub import orm
 
-from hub_config.db_session import release
+from hub_config.db_session import release, wanted
 
 
 def session():
@@ -31,6 +31,11 @@ def test_unsaved_changes_are_left_alone():
     assert db.in_transaction() and db.dirty
     db.rollback()
     assert not db.query(orm.User).filter_by(name="erin").one().admin
+
+
+def test_only_a_database_server_needs_it():
+    assert wanted("postgresql://dlhub@db:5432/hub")
+    assert not wanted("sqlite:////srv/dlhub/data/jupyterhub.sqlite")
 
 
 def test_nothing_open_nothing_done():
