@@ -13,20 +13,18 @@ import asyncio
 import concurrent.futures
 import logging
 import shutil
-import sys
 
 import pytest
 from tornado import web
 
-from hubtest import REPO, new_password, part_missing, token_api, wait_for
+import ldaptest
+from hubtest import new_password, token_api, wait_for
+from ldaptest import ldap_section, start_directory
 from tlstest import TestCA
 
 pytestmark = pytest.mark.integration
 
-if str(REPO / "tools") not in sys.path:
-    sys.path.append(str(REPO / "tools"))  # tools/ is not a package (see tests/k8s/conftest)
-
-import ldap_server  # noqa: E402
+ldap_server = ldaptest.ldap_server()
 
 PASSWORDS = {
     "alice": new_password(),
@@ -45,30 +43,9 @@ def ca(tmp_path_factory):
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory, ca):
     """slapd with users, groups and a certificate for 127.0.0.1 signed by the test's CA."""
-    if ldap_server.missing():
-        part_missing(f"needs {', '.join(ldap_server.missing())} (run `make system-packages`)")
-    cert, key = ca.issue("slapd")
-    server = ldap_server.LdapServer(
-        tmp_path_factory.mktemp("slapd"),
-        tls={"cert": cert, "key": key, "ca": ca.ca_file},
-    )
-    server.start(PASSWORDS, GROUPS)
+    server = start_directory(tmp_path_factory.mktemp("slapd"), ca, PASSWORDS, GROUPS)
     yield server
     server.stop()
-
-
-def ldap_section(directory, ca, **extra) -> dict:
-    return {
-        "server_address": "127.0.0.1",
-        "server_port": directory.port,
-        "tls": "starttls",
-        "ca_file": str(ca.ca_file),
-        "bind_dn_template": [f"uid={{username}},{ldap_server.PEOPLE}"],
-        "group_search_base": ldap_server.GROUPS,
-        "allowed_groups": ["ml-team", "vision"],
-        "admin_groups": ["dlhub-admins"],
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
