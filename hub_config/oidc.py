@@ -200,7 +200,10 @@ class OIDCAuthenticator(GenericOAuthenticator):
         refreshed = await super().refresh_user(user, handler, **kwargs)
         if isinstance(refreshed, dict) and not await self.check_allowed(user.name, refreshed):
             self.log.info("%s is no longer allowed by the provider's groups", user.name)
-            return False
+            refreshed = False
+        if refreshed is False and handler is not None:
+            # "log in again" means it: the browser's next page is the log-in page
+            handler.clear_login_cookie()
         return refreshed
 
 

@@ -21,7 +21,7 @@
 import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-import Provider, { errors } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 
 const settingsFile = process.argv[2];
 if (!settingsFile) {
@@ -76,6 +76,17 @@ ${error ? `<p class="error" role="alert">${escape(error)}</p>` : ''}
   );
 }
 
+// a session whose account was removed from the settings signs in again (on the form, which
+// refuses it) instead of failing
+const policy = interactionPolicy.base();
+policy.get('login').checks.push(
+  new interactionPolicy.Check('account_removed', 'the account no longer exists', (ctx) => (
+    ctx.oidc.session.accountId && !ctx.oidc.account
+      ? interactionPolicy.Check.REQUEST_PROMPT
+      : interactionPolicy.Check.NO_NEED_TO_PROMPT
+  )),
+);
+
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 
 const provider = new Provider(issuer, {
@@ -95,7 +106,7 @@ const provider = new Provider(issuer, {
     groups: ['groups'],
   },
   features: { devInteractions: { enabled: false } },
-  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  interactions: { policy, url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {
     if (!userNamed(id)) return undefined; // removed from the directory
     return {
@@ -176,6 +187,8 @@ provider.use(async (ctx, next) => {
   }
   throw new errors.InvalidRequest('unknown interaction step');
 });
+
+provider.on('server_error', (ctx, err) => console.error('server_error', ctx.path, err));
 
 provider.listen(settings.port, '127.0.0.1', () => {
   console.log(`oidc-provider listening on ${issuer}`);
