@@ -85,8 +85,8 @@ up: install ## run dlhub in the foreground (Ctrl-C stops it); CONFIG=file for yo
 	@$(VENV)/bin/dlhub up $(if $(CONFIG),--config $(CONFIG)) $(if $(TLS),--tls $(TLS))
 
 .PHONY: system-packages
-system-packages: ## install Chromium, PostgreSQL, OpenLDAP's slapd and NSS tools from Debian when missing (tests use them)
-	@$(PYTHON) tools/system_packages.py browser postgres ldap nss
+system-packages: ## install Chromium, PostgreSQL, OpenLDAP's slapd, NSS tools and git from Debian when missing (tests use them)
+	@$(PYTHON) tools/system_packages.py browser postgres ldap nss git
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff lint and format check

@@ -102,6 +102,11 @@ def configure(c, environ=None, cwd=None) -> dict:
 
     if wanted(mapping.db_url(cfg, data_dir)):
         c.JupyterHub.tornado_settings["log_function"] = log_and_release
+    # "Open in dlhub" links, whichever authenticator logs people in (JupyterHub 6 still
+    # serves extra_handlers under /hub/, and logs that it deprecates them)
+    from . import open_links
+
+    c.JupyterHub.extra_handlers = list(open_links.ROUTES)
     problem = configure_auth(c, cfg, traits, data_dir, environ)
     if problem:
         sys.exit(f"invalid dlhub config: {problem}")

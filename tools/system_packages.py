@@ -24,6 +24,8 @@ GROUPS = {
     "ldap": (["/usr/sbin/slapd", "/usr/bin/ldapadd"], ["slapd", "ldap-utils"]),
     # certutil: the browser tests trust their own certificate authority in an NSS db
     "nss": (["/usr/bin/certutil"], ["libnss3-tools"]),
+    # git and git daemon: the "Open in dlhub" tests serve a repository on loopback
+    "git": (["/usr/bin/git", "/usr/lib/git-core/git-daemon"], ["git"]),
 }
 
 #: debconf answers given before installing: the package's own server is not configured

@@ -1,0 +1,104 @@
+""" "Open in dlhub" links with a GPU profile, over HTTP: the link's start joins the GPU queue
+like any start (the progress shows the place), and once a GPU is free the server starts
+and the spawn page goes on to the pull. The browser journey is tests/e2e/test_open_links.py.
+"""
+
+import json
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+
+from gputest import SchedulerClient, gpu_hub_config
+from hubtest import start_server, stop_server, token_api, wait_for
+
+pytestmark = pytest.mark.integration
+
+PROFILES = [
+    {"name": "cpu", "display_name": "CPU only", "default": True},
+    {"name": "gpu", "display_name": "One GPU", "gpus": 1},
+]
+REPO = "https://git.example.org/team/course.git"
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory):
+    config = {**gpu_hub_config(PROFILES, count=1), "culling": {"enabled": False}}
+    return hub_factory(config, name="links-gpu")
+
+
+@pytest.fixture(scope="module")
+def admin(hub):
+    return hub.admin()
+
+
+def progress_until(hub, token, user, text, timeout=60) -> list[str]:
+    url = f"{hub.url}/hub/api/users/{user}/server/progress"
+    seen = []
+    with requests.get(
+        url, headers={"Authorization": f"token {token}"}, stream=True, timeout=timeout
+    ) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                seen.append(json.loads(line[5:]).get("message", ""))
+                if text in seen[-1]:
+                    return seen
+    raise AssertionError(f"no progress message with {text!r}; saw {seen}")
+
+
+def test_a_gpu_link_waits_in_the_queue_then_goes_on_to_the_pull(hub, admin):
+    admin_token = admin.new_token("admin")
+    bob = hub.approved_user(admin, "bob")
+    bob_token = bob.new_token("bob")
+    alice = hub.approved_user(admin, "alice")
+    alice_token = alice.new_token("alice")
+    start_server(hub.url, bob_token, "bob", {"profile": "gpu"})  # the only GPU
+    try:
+        link = f"{hub.url}/hub/open?" + urlencode(
+            {"repo": REPO, "file": "intro.ipynb", "profile": "gpu"}
+        )
+        r = alice.get(link, allow_redirects=False)
+        assert r.status_code == 302
+        spawn = urlsplit(r.headers["Location"])
+        assert spawn.path == "/hub/spawn/alice"
+        query = parse_qs(spawn.query)
+        assert query["opt-profile"] == ["gpu"]
+        pull = urlsplit(query["next"][0])
+        assert pull.path == "/user/alice/git-pull"
+        assert parse_qs(pull.query)["urlpath"] == ["lab/tree/course/intro.ipynb"]
+        # the spawn page starts the server with the link's profile: it waits for the GPU
+        r = alice.get(hub.url + r.headers["Location"], allow_redirects=False)
+        assert r.status_code == 302 and "/hub/spawn-pending/alice" in r.headers["Location"]
+        pending = r.headers["Location"]
+        assert parse_qs(urlsplit(pending).query)["next"] == query["next"]
+        seen = progress_until(hub, alice_token, "alice", "Waiting for a GPU: position 1")
+        assert any("about" in m for m in seen)
+        waiting = SchedulerClient(hub).state(admin_token)["waiting"]
+        assert [(w["user"], w["server"]) for w in waiting] == [("alice", "")]
+    finally:
+        stop_server(hub.url, bob_token, "bob")
+
+    def alice_ready():
+        model = token_api(hub.url, alice_token, "GET", "/hub/api/users/alice").json()
+        return model["servers"].get("", {}).get("ready")
+
+    wait_for(alice_ready, 90, what="alice's server to start on the freed GPU")
+    # the pending page now sends her on to the pull
+    r = alice.get(hub.url + pending, allow_redirects=False)
+    assert r.status_code == 302
+    assert urlsplit(r.headers["Location"]).path == "/user/alice/git-pull"
+    model = token_api(hub.url, alice_token, "GET", "/hub/api/users/alice").json()
+    assert model["servers"][""]["user_options"] == {"profile": "gpu"}
+    (lease,) = SchedulerClient(hub).leases(admin_token)
+    assert lease["user"] == "alice"
+    stop_server(hub.url, alice_token, "alice")
+
+
+def test_a_link_for_a_profile_she_cannot_start_is_a_clear_400(hub, admin):
+    carol = hub.approved_user(admin, "carol")
+    link = f"{hub.url}/hub/open?" + urlencode({"repo": REPO, "profile": "a100-large"})
+    r = carol.get(link, allow_redirects=False)
+    assert r.status_code == 400
+    assert "yours are: cpu, gpu" in r.text
+    model = carol.api("GET", "/users/carol").json()
+    assert model["servers"] == {}
