@@ -123,7 +123,22 @@ be mounted from a claim the chart does not make stops the install with a message
 {{- if $volumes }}
 {{- $_ := set $platform "volumes" $volumes }}
 {{- end }}
+{{- with .Values.hub.ldapBindPassword.secretName }}
+{{- $auth := get $platform "auth" | default dict }}
+{{- $ldap := get $auth "ldap" | default dict }}
+{{- if get $ldap "lookup_dn_search_password" }}
+{{- fail "platform.auth.ldap.lookup_dn_search_password and hub.ldapBindPassword.secretName are both set: keep the password in the Secret only" }}
+{{- end }}
+{{- $_ := set $ldap "lookup_dn_search_password_file" (include "dlhub.ldapBindPasswordFile" $) }}
+{{- $_ := set $auth "ldap" $ldap }}
+{{- $_ := set $platform "auth" $auth }}
+{{- end }}
 {{- toYaml $platform }}
+{{- end }}
+
+{{- /* Where the hub reads the LDAP lookup account's password (hub.ldapBindPassword). */}}
+{{- define "dlhub.ldapBindPasswordFile" -}}
+/etc/dlhub/ldap/bind-password
 {{- end }}
 
 {{- /* A setting of the platform config with its schema default: (list $ "hub" "hub_port" 8081). */}}
