@@ -116,6 +116,10 @@ class TestCA:
     def chromium_home(self, home: Path) -> Path:
         """A HOME whose NSS database (``.pki/nssdb``) trusts this CA for web sites, as
         Chromium on Linux reads it; give it to the browser as ``env={"HOME": ...}``."""
+        if not Path(CERTUTIL).exists():
+            from hubtest import part_missing
+
+            part_missing("needs certutil (libnss3-tools; run `make system-packages`)")
         nssdb = Path(home) / ".pki" / "nssdb"
         nssdb.mkdir(parents=True, exist_ok=True)
         subprocess.run(
