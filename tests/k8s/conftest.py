@@ -11,6 +11,9 @@
 - ``require_images``: a function ``require_images(*names)`` that returns the names when the
   Docker engine (which the kubelet uses) has those images, else calls ``part_missing``.
   Pods use them with ``imagePullPolicy: Never``: there is no registry.
+- ``k8s_record``: ``record(scenario, what, seconds)`` keeps a measured time of the fault
+  scenarios (tests/k8s/test_k8s_faults.py); pytest's summary prints them ("kubernetes:
+  measured times") and ``test-artifacts/k8s-fault-times.json`` keeps them.
 
 A failing test gets the tails of the kubelet's and the controller-manager's logs and the
 namespace's events in its report.
@@ -19,6 +22,7 @@ namespace's events in its report.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import uuid
@@ -43,6 +47,8 @@ def load_tool():
 
 
 _cluster = None
+#: ``(scenario, what, seconds)`` measured by the fault scenarios, in the order taken
+RECORDS: list[tuple[str, str, float]] = []
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +85,29 @@ def require_images():
         return names
 
     return require
+
+
+@pytest.fixture(scope="session")
+def k8s_record():
+    def record(scenario: str, what: str, seconds: float) -> float:
+        """Keep a measured time for the session's summary; returns ``seconds``."""
+        RECORDS.append((scenario, what, round(float(seconds), 2)))
+        return seconds
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not RECORDS:
+        return
+    terminalreporter.write_sep("=", "kubernetes: measured times")
+    width = max(len(f"{s}: {w}") for s, w, _ in RECORDS)
+    for scenario, what, seconds in RECORDS:
+        terminalreporter.write_line(f"{f'{scenario}: {what}':<{width}}  {seconds:8.2f} s")
+    out = REPO / "test-artifacts" / "k8s-fault-times.json"
+    out.parent.mkdir(exist_ok=True)
+    rows = [{"scenario": s, "what": w, "seconds": t} for s, w, t in RECORDS]
+    out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -21,43 +21,21 @@ Where the test cluster differs from a real one, the test arranges it, not the ch
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
-import shutil
-import subprocess
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
+from kubekit import HUB_IMAGE, USER_IMAGE, installed_release, sign_in_admin
 
-from hubtest import (
-    REPO,
-    Browserless,
-    new_password,
-    part_missing,
-    run_code,
-    setup_token_in,
-    start_server,
-    stop_server,
-    token_api,
-    wait_for,
-)
+from hubtest import Browserless, new_password, run_code, stop_server, token_api, wait_for
 
 pytestmark = pytest.mark.k8s
 
-HUB_IMAGE = "dlhub/hub:0.1.0"
-USER_IMAGE = "dlhub/singleuser:0.1.0"
-HELM = REPO / ".venv" / "bin" / "helm"
-CHART = REPO / "helm" / "dlhub"
 RELEASE = "lab"
 FULL = f"{RELEASE}-dlhub"  # the chart's <fullname> for this release
 USER = "alice"
 COMPONENTS = ("hub", "proxy", "gpu-scheduler")
-INSTALL_TIMEOUT = 300
 
 VALUES = {
     # local images only: the kubelet must never try to pull
@@ -80,156 +58,28 @@ VALUES = {
 }
 
 
-# --- helpers ----------------------------------------------------------------------------------
-
-
-class Release:
-    """The installed release: the cluster, its namespace and how to reach and drive it."""
-
-    def __init__(self, cluster, namespace: str, work: Path):
-        self.cluster = cluster
-        self.namespace = namespace
-        self.work = work
-        self.values = work / "values.yaml"
-        self.base = ""  # http://<proxy-public ClusterIP>:80, once installed
-        self.admin: Browserless | None = None
-        self.token = ""  # the user's API token
-
-    def helm(self, *args: str, timeout: float = INSTALL_TIMEOUT + 60):
-        cmd = [str(HELM), *args, "--kubeconfig", str(self.cluster.kubeconfig)]
-        cmd += ["--namespace", self.namespace]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-
-    def deploy(self, verb: str, values: dict = VALUES) -> float:
-        """`helm install` or `helm upgrade` with these values, waiting for the pods to be
-        Ready; returns the seconds it took. A failure shows the pods' state and logs."""
-        self.values.write_text(yaml.safe_dump(values))
-        started = time.monotonic()
-        result = self.helm(verb, RELEASE, str(CHART), "--values", str(self.values),
-                           "--wait", f"--timeout={INSTALL_TIMEOUT}s")  # fmt: skip
-        if result.returncode != 0:
-            pytest.fail(f"helm {verb} failed:\n{result.stderr}\n{self.diagnostics()}")
-        for component in COMPONENTS:
-            selector = (
-                f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
-            )
-            self.cluster.kubectl("wait", "--for=condition=Ready", "pod", "-n", self.namespace,
-                                 "-l", selector, "--timeout=120s", timeout=150)  # fmt: skip
-        return time.monotonic() - started
-
-    def diagnostics(self) -> str:
-        """The pods, their descriptions and the logs of the chart's containers."""
-        kubectl, ns = self.cluster.kubectl, self.namespace
-        parts = [kubectl("get", "pods,pvc,svc", "-n", ns, "-o", "wide", check=False).stdout]
-        parts.append(kubectl("describe", "pods", "-n", ns, check=False).stdout[-6000:])
-        parts.append(kubectl("get", "events", "-n", ns, check=False).stdout[-4000:])
-        for component in COMPONENTS:
-            logs = kubectl("logs", "-n", ns, "--tail=60", "--all-containers", "-l",
-                           f"app.kubernetes.io/component={component}", check=False)  # fmt: skip
-            parts.append(f"--- {component} log\n{logs.stdout}{logs.stderr}")
-        return "\n".join(parts)
-
-    def pods(self, **labels: str) -> list[dict]:
-        """The namespace's pods with these labels."""
-        selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        result = self.cluster.kubectl("get", "pods", "-n", self.namespace, "-l", selector,
-                                      "-o", "json")  # fmt: skip
-        return json.loads(result.stdout)["items"]
-
-    def pod(self, name: str) -> dict | None:
-        result = self.cluster.kubectl("get", "pod", name, "-n", self.namespace, "-o", "json",
-                                      check=False)  # fmt: skip
-        if result.returncode != 0:
-            assert "NotFound" in result.stderr, result.stderr
-            return None
-        return json.loads(result.stdout)
-
-    def secret_data(self, name: str) -> dict[str, str]:
-        data = self.cluster.get("secret", name, self.namespace)["data"]
-        return {key: base64.b64decode(value).decode() for key, value in data.items()}
-
-    def start_server(self) -> None:
-        """Start the user's server through the proxy; a failure shows the pods and logs."""
-        try:
-            start_server(self.base, self.token, USER, timeout=300)
-        except (AssertionError, TimeoutError) as e:
-            pytest.fail(f"{e}\n{self.diagnostics()}")
-
-    def server(self) -> dict | None:
-        model = token_api(self.base, self.token, "GET", f"/hub/api/users/{USER}").json()
-        return model["servers"].get("")
-
-
-def host_volume(cluster, namespace: str, claim: str, path: Path) -> dict:
-    """A PersistentVolume on a host directory owned by uid 1000, reserved for one claim,
-    which binds to it instead of a provisioned (root-owned) directory."""
-    path.mkdir(parents=True)
-    shutil.chown(path, 1000, 1000)
-    path.chmod(0o775)
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-{claim}", "labels": {"dlhub-test": namespace}},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": cluster.storage_class,
-            "hostPath": {"path": str(path), "type": "Directory"},
-            "claimRef": {"namespace": namespace, "name": claim},
-        },
-    }
-
-
 # --- the release ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def release(kube_cluster, require_images, tmp_path_factory):
     require_images(HUB_IMAGE, USER_IMAGE)
-    if not HELM.exists():
-        part_missing("helm is not installed (python3 tools/helm.py install)")
-    cluster = kube_cluster
-    namespace = f"chart-{uuid.uuid4().hex[:8]}"
     work = tmp_path_factory.mktemp("chart-install")
-    r = Release(cluster, namespace, work)
-    cluster.create_namespace(namespace)
-    try:
-        claims = [f"{FULL}-hub-db", f"{FULL}-gpu-scheduler", f"home-{USER}"]
-        cluster.apply(
-            *(host_volume(cluster, namespace, claim, work / "volumes" / claim) for claim in claims)
-        )
-        seconds = r.deploy("install")
-        print(f"helm install -> hub, proxy and scheduler Ready: {seconds:.1f} s")
-        service = cluster.get("service", f"{FULL}-proxy-public", namespace)
-        r.base = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
+    with installed_release(kube_cluster, work, RELEASE, VALUES, [USER], "chart") as r:
         yield r
-    finally:
-        r.helm("uninstall", RELEASE, "--wait", timeout=120)
-        cluster.delete_namespace(namespace, timeout=120)
-        scheduler_role = f"{namespace}-{FULL}-gpu-scheduler"
-        cluster.kubectl("delete", "clusterrole,clusterrolebinding", scheduler_role,
-                        "--ignore-not-found", "--wait=false", check=False)  # fmt: skip
-        cluster.kubectl("delete", "pv", "-l", f"dlhub-test={namespace}", "--wait=false",
-                        check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def users(release):
     """The admin (made with the one-time setup link of the hub's log, logged in through the
     proxy) and the user, approved by the admin, with an API token."""
-    log = release.cluster.kubectl("logs", "-n", release.namespace, f"deployment/{FULL}-hub")
-    admin = Browserless(release.base)
-    password = new_password()
-    admin.first_admin("admin", password, setup_token_in(log.stdout))
-    admin.login("admin", password)
+    admin = sign_in_admin(release)
     admin.new_token()  # the admin may make API tokens
     user = Browserless(release.base)
     password = new_password()
     user.signup(USER, password)
     admin.approve(USER)
     user.login(USER, password)
-    release.admin = admin
     release.token = user.new_token()
     return release
 
@@ -263,7 +113,7 @@ def test_the_chart_runs_hub_proxy_and_scheduler_as_pods(release):
 def test_a_users_server_is_a_pod_with_its_home_and_runs_tensorflow(users):
     release, ns = users, users.namespace
     started = time.monotonic()
-    release.start_server()
+    release.start_server(USER)
     print(f"spawn -> ready through the proxy: {time.monotonic() - started:.1f} s")
 
     pod = release.pod(f"jupyter-{USER}")
@@ -305,8 +155,8 @@ def test_the_gpu_schedulers_pages_answer_through_the_proxy(users):
 
 def test_upgrade_keeps_the_secrets_and_the_running_server(users):
     release, ns = users, users.namespace
-    if release.server() is None:
-        release.start_server()
+    if release.server(USER) is None:
+        release.start_server(USER)
     secrets = release.secret_data(f"{FULL}-secrets")
     before = release.pod(f"jupyter-{USER}")["metadata"]["uid"]
 
@@ -315,7 +165,7 @@ def test_upgrade_keeps_the_secrets_and_the_running_server(users):
 
     assert release.secret_data(f"{FULL}-secrets") == secrets
     assert release.pod(f"jupyter-{USER}")["metadata"]["uid"] == before
-    server = wait_for(release.server, 60, what="the hub to answer after the upgrade")
+    server = wait_for(lambda: release.server(USER), 60, what="the hub to answer after the upgrade")
     assert server["ready"], server
     out = run_code(release.base, release.token, USER, "print(6 * 7)", timeout=120)
     assert out["stdout"].strip() == "42", out
@@ -331,7 +181,7 @@ def test_upgrade_keeps_the_secrets_and_the_running_server(users):
     assert restarted["metadata"]["uid"] != hub["metadata"]["uid"]
     assert release.secret_data(f"{FULL}-secrets") == secrets
     assert release.pod(f"jupyter-{USER}")["metadata"]["uid"] == before
-    server = wait_for(release.server, 60, what="the restarted hub to answer")
+    server = wait_for(lambda: release.server(USER), 60, what="the restarted hub to answer")
     assert server["ready"], server
     out = run_code(release.base, release.token, USER, "print(6 * 7)", timeout=120)
     assert out["stdout"].strip() == "42", out
@@ -341,8 +191,8 @@ def test_upgrade_keeps_the_secrets_and_the_running_server(users):
 
 def test_stop_removes_the_pod_and_keeps_the_home(users):
     release, ns = users, users.namespace
-    if release.server() is None:
-        release.start_server()
+    if release.server(USER) is None:
+        release.start_server(USER)
     started = time.monotonic()
     stop_server(release.base, release.token, USER, timeout=120)
     wait_for(lambda: release.pod(f"jupyter-{USER}") is None, 120, what="the pod to go")

@@ -21,15 +21,14 @@ import base64
 import concurrent.futures
 import json
 import shutil
-import ssl
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from kubekit import PRODUCT_LABEL, admin_request, set_node_gpus
 
 from hubtest import (
     REPO,
@@ -51,7 +50,6 @@ RELEASE = "dlhub"  # the chart's <fullname> is then "dlhub"
 HUB_SA = f"{RELEASE}-hub"
 SCHEDULER_SA = f"{RELEASE}-gpu-scheduler"
 GROUP = "ml-team"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
 HELM = REPO / ".venv" / "bin" / "helm"
 PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 NODE_GATEWAY = "172.17.0.1"  # where pods reach the host (tools/kube_cluster.NODE_IP)
@@ -152,23 +150,6 @@ def token_of_server(cluster, namespace: str, secret: str) -> str:
     token = base64.b64decode(data["JUPYTERHUB_API_TOKEN"]).decode()
     assert base64.b64decode(data["JPY_API_TOKEN"]).decode() == token
     return token
-
-
-def admin_request(cluster, method: str, path: str, body, content_type: str) -> dict:
-    """A raw API call as the cluster admin (kubectl 1.20 cannot patch a status)."""
-    context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
-    context.load_cert_chain(cluster.pki / "admin.crt", cluster.pki / "admin.key")
-    request = urllib.request.Request(
-        cluster.apiserver_url + path,
-        data=json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": content_type},
-    )
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-    )
-    with opener.open(request, timeout=10) as response:
-        return json.load(response)
 
 
 # --- the hub ----------------------------------------------------------------------------------
@@ -682,22 +663,6 @@ def start_gpu_scheduler(setup, hub: KubeHub, work: Path, secret: str, token: str
         return r.json()["models"] if r.status_code == 200 else None
 
     return scheduler, capacity
-
-
-def set_node_gpus(cluster, count: int | None) -> None:
-    """Declare ``count`` `nvidia.com/gpu` on node1's status, as NVIDIA's device plugin
-    would (None: remove the resource)."""
-    path = f"/api/v1/nodes/{cluster.node_name}/status"
-    if count is None:
-        remove = [
-            {"op": "remove", "path": f"/status/{field}/nvidia.com~1gpu"}
-            for field in ("capacity", "allocatable")
-        ]
-        admin_request(cluster, "PATCH", path, remove, "application/json-patch+json")
-        return
-    gpus = {"nvidia.com/gpu": str(count)}
-    body = {"status": {"capacity": gpus, "allocatable": gpus}}
-    admin_request(cluster, "PATCH", path, body, "application/merge-patch+json")
 
 
 def test_the_scheduler_follows_gpus_joining_and_leaving_the_cluster(setup):
