@@ -5,7 +5,9 @@ proxy's) and goes with it, so the next hub starts."""
 
 from __future__ import annotations
 
+import io
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +86,26 @@ def test_a_second_hub_on_one_data_dir_stops_and_the_first_serves_on(hub_factory,
         assert holders(lock_file) == [second.proc.pid]
     finally:
         second.stop()
+
+
+def test_hubs_sharing_a_postgres_database_but_no_data_dir_wait_or_stop(postgres, tmp_path):
+    """With Postgres the data dirs may differ (the chart's is then an emptyDir): the
+    database's advisory lock keeps the second hub out until the first lets go."""
+    out = io.StringIO()
+    first = single_hub.acquire(tmp_path / "a", wait=False, out=out)
+    single_hub.lock_postgres(first, postgres, wait=False, out=out)
+    second = single_hub.acquire(tmp_path / "b", wait=False, out=out)
+    with pytest.raises(SystemExit, match="another hub uses the database of hub.db_url"):
+        single_hub.lock_postgres(second, postgres, wait=False, out=out)
+    # a waiting one gets it once the first hub's connection closes (as when it exits)
+    timer = threading.Timer(1.0, first.release)
+    timer.start()
+    begun = time.monotonic()
+    single_hub.lock_postgres(second, postgres, wait=True, out=out)
+    waited = time.monotonic() - begun
+    timer.join()
+    second.release()
+    assert 0.8 < waited < 10
+    assert "waiting for the previous hub to exit (it holds the database's hub lock)" in (
+        out.getvalue()
+    )
