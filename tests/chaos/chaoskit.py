@@ -15,8 +15,8 @@ from dockertest import docker_section
 from gputest import SchedulerClient, gpu_hub_config
 from hubtest import RunningHub, start_server, token_api, wait_for
 
-#: ``(scenario, what, seconds)`` measured by the chaos modules, in the order taken
-RECORDS: list[tuple[str, str, float]] = []
+#: ``(scenario, what, value, unit)`` measured by the chaos modules, in the order taken
+RECORDS: list[tuple[str, str, float, str]] = []
 
 #: the users whose servers run in a world; the first holds the GPU (where it can)
 RUNNING = ["ana", "ben", "cho", "dan", "eve"]
@@ -29,9 +29,10 @@ PROFILES = [
 ]
 
 
-def record(scenario: str, what: str, seconds: float) -> float:
-    """Keep a measured time for the session's summary; returns ``seconds``."""
-    RECORDS.append((scenario, what, round(float(seconds), 2)))
+def record(scenario: str, what: str, seconds: float, unit: str = "s") -> float:
+    """Keep a measured time (or, with another ``unit``, a count) for the session's
+    summary; returns ``seconds``."""
+    RECORDS.append((scenario, what, round(float(seconds), 2), unit))
     return seconds
 
 

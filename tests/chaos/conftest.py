@@ -1,8 +1,9 @@
 """The chaos suite's fixtures: a hub with users at work, and the times recovery took.
 
-- ``chaos_record``: ``record(scenario, what, seconds)`` keeps a measured time; at the end
-  of the session pytest's summary prints every record (``pytest_terminal_summary``) and
-  ``test-artifacts/chaos-times.json`` keeps them. Every chaos module records through it.
+- ``chaos_record``: ``record(scenario, what, seconds, unit="s")`` keeps a measured time
+  (or a count, with another unit); at the end of the session pytest's summary prints
+  every record (``pytest_terminal_summary``) and ``test-artifacts/chaos-times.json``
+  keeps them. Every chaos module records through it.
 - ``world``: one hub per module with work going on (:class:`World`): the GPU scheduler on
   one declared GPU (``GPU-0``), five users' servers running, one of them (``ana``)
   holding the GPU's lease and one more user (``quinn``) queued for it. The backend is the
@@ -39,12 +40,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not RECORDS:
         return
     terminalreporter.write_sep("=", "chaos: measured times")
-    width = max(len(f"{s}: {w}") for s, w, _ in RECORDS)
-    for scenario, what, seconds in RECORDS:
-        terminalreporter.write_line(f"{f'{scenario}: {what}':<{width}}  {seconds:8.2f} s")
+    width = max(len(f"{s}: {w}") for s, w, _, _ in RECORDS)
+    for scenario, what, value, unit in RECORDS:
+        terminalreporter.write_line(f"{f'{scenario}: {what}':<{width}}  {value:8.2f} {unit}")
     out = REPO / "test-artifacts" / "chaos-times.json"
     out.parent.mkdir(exist_ok=True)
-    rows = [{"scenario": s, "what": w, "seconds": t} for s, w, t in RECORDS]
+    rows = [{"scenario": s, "what": w, "value": v, "unit": u} for s, w, v, u in RECORDS]
     out.write_text(json.dumps(rows, indent=1) + "\n")
 
 

@@ -142,8 +142,9 @@ def test_proxy_killed_routes_back_within_10s(world, chaos_record):
         stop.set()
         for thread in users:
             thread.join()
-    chaos_record(scenario, f"most failed requests of a user asking every {USER_PERIOD:.0f} s",
-                 max(failed.values()))  # fmt: skip
+    most = max(failed.values())
+    chaos_record(scenario, f"failed requests of a user asking every {USER_PERIOD:.0f} s", most,
+                 "requests")  # fmt: skip
     assert back <= 10 and every <= 10, f"routes back after {back:.1f} s, all after {every:.1f} s"
     assert max(failed.values()) <= 1, failed
     new_pid = read_pid(pid_file)
