@@ -31,6 +31,8 @@ from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from traitlets import Enum, Unicode, default
 
+from . import usernames
+
 #: The class ``JupyterHub.authenticator_class`` names for ``auth.type: oidc``.
 AUTHENTICATOR_CLASS = "hub_config.oidc.OIDCAuthenticator"
 
@@ -188,6 +190,21 @@ class OIDCAuthenticator(GenericOAuthenticator):
         )
         self._endpoints = found
         return found
+
+    def validate_username(self, username):
+        """dlhub's one username rule (:mod:`hub_config.usernames`) for the names the
+        provider's ``username_claim`` gives; a name outside it is refused at log-in (the
+        hub's 403 page) and logged with the rule."""
+        wrong = usernames.problem(username)
+        if wrong:
+            self.log.warning(
+                "OpenID Connect user %r refused: %s (auth.oidc.username_claim is %r)",
+                username,
+                wrong,
+                self.username_claim,
+            )
+            return False
+        return super().validate_username(username)
 
     async def authenticate(self, handler, data=None, **kwargs):
         await self.discover()

@@ -288,3 +288,14 @@ def test_the_roster_lists_directory_users_but_refuses_to_import(hub, tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [roster_refusal("oidc")]
     assert "zed" not in {u["name"] for u in admin.api("GET", "/users").json()}
+
+
+def test_a_provider_name_outside_the_username_rule_is_refused(hub, provider):
+    password = new_password()
+    provider.add_user("dan@lab.example", {"password": password, "groups": ["ml-team"]})
+    s = hub.session()
+    r = provider_login(s, hub.url, "dan@lab.example", password)
+    assert r.status_code == 403 and not logged_in(s)
+    assert "'dan@lab.example' is not allowed" in hub.log()
+    admin, _ = log_in(hub, "hedy")
+    assert "dan@lab.example" not in {u["name"] for u in admin.api("GET", "/users").json()}

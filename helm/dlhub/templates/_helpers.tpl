@@ -133,12 +133,27 @@ be mounted from a claim the chart does not make stops the install with a message
 {{- $_ := set $auth "ldap" $ldap }}
 {{- $_ := set $platform "auth" $auth }}
 {{- end }}
+{{- with .Values.hub.oidcClientSecret.secretName }}
+{{- $auth := get $platform "auth" | default dict }}
+{{- $oidc := get $auth "oidc" | default dict }}
+{{- if or (get $oidc "client_secret") (get $oidc "client_secret_file") }}
+{{- fail "platform.auth.oidc.client_secret(_file) and hub.oidcClientSecret.secretName are both set: keep the client secret in the Secret only" }}
+{{- end }}
+{{- $_ := set $oidc "client_secret_file" (include "dlhub.oidcClientSecretFile" $) }}
+{{- $_ := set $auth "oidc" $oidc }}
+{{- $_ := set $platform "auth" $auth }}
+{{- end }}
 {{- toYaml $platform }}
 {{- end }}
 
 {{- /* Where the hub reads the LDAP lookup account's password (hub.ldapBindPassword). */}}
 {{- define "dlhub.ldapBindPasswordFile" -}}
 /etc/dlhub/ldap/bind-password
+{{- end }}
+
+{{- /* Where the hub reads the OpenID Connect client's secret (hub.oidcClientSecret). */}}
+{{- define "dlhub.oidcClientSecretFile" -}}
+/etc/dlhub/oidc/client-secret
 {{- end }}
 
 {{- /* A setting of the platform config with its schema default: (list $ "hub" "hub_port" 8081). */}}
