@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from test_singleuser import SingleuserChecks
+from test_singleuser import RUN_CELL, TF_CELL, SingleuserChecks
 
 pytestmark = pytest.mark.images
 
@@ -29,6 +29,18 @@ class TestSingleuserGpu(SingleuserChecks):
         # without device requests the NVIDIA runtime hides every GPU (NVIDIA_VISIBLE_DEVICES)
         proc = docker_run(built_image, "printenv", "NVIDIA_VISIBLE_DEVICES", args=self.ARGS)
         assert proc.stdout.strip() == "void"
+
+    @pytest.mark.gpu
+    def test_first_tensorflow_cell_prints_nothing_on_stderr(self, built_image, docker_run):
+        # with its GPU: without one, TensorFlow's CUDA build rightly logs an error
+        # ("failed call to cuInit"), which TF_CPP_MIN_LOG_LEVEL=2 keeps
+        if not host_has_gpu():
+            pytest.skip("this host has no NVIDIA GPU (no /dev/nvidia0, no nvidia-smi)")
+        args = (*self.ARGS, "--gpus", "all", "-e", "NVIDIA_VISIBLE_DEVICES=all")
+        proc = docker_run(built_image, "python", "-c", RUN_CELL, TF_CELL, args=args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs = json.loads(proc.stdout.splitlines()[-1])
+        assert [o for o in outputs if o.get("name") == "stderr"] == [], outputs
 
     @pytest.mark.gpu
     def test_tensorflow_sees_the_gpu(self, built_image, docker_run):
