@@ -18,6 +18,7 @@ import pytest
 from tornado import web
 
 import ldaptest
+from gputest import SchedulerClient, gpu_hub_config
 from hubtest import new_password, token_api, wait_for
 from ldaptest import ldap_section, start_directory
 from tlstest import TestCA
@@ -32,6 +33,12 @@ PASSWORDS = {
     "carol": new_password(),
     "erin": new_password(),
 }
+#: ml-team has a GPU profile of its own, a group folder and a GPU quota of 2
+PROFILES = [
+    {"name": "cpu", "display_name": "CPU only", "default": True},
+    {"name": "small", "display_name": "Small", "cpu_limit": 0.5},
+    {"name": "gpu", "display_name": "One GPU", "gpus": 1, "groups": ["ml-team"]},
+]
 GROUPS = {"ml-team": ["alice", "bob"], "dlhub-admins": ["carol"], "other": ["erin"]}
 
 
@@ -70,6 +77,7 @@ def hub(hub_factory, directory, ca, reader_password_file):
                 lookup_dn_search_password_file=str(reader_password_file),
             ),
         },
+        **gpu_hub_config(PROFILES, count=2, quotas={"ml-team": 2}, default_quota=0),
         "volumes": {"groups": [{"group": "ml-team"}]},
         "culling": {"enabled": False},
     }
@@ -110,6 +118,19 @@ def stop(session, name: str):
         60,
         what=f"{name}'s server to stop",
     )
+
+
+def spawn_form(session) -> str:
+    r = session.get(session.url("/hub/spawn"))
+    assert r.status_code == 200, r.status_code
+    return r.text
+
+
+def gpu_quota(hub, session) -> int:
+    """The user's GPU quota as the GPU scheduler sees it (its API, with the user's token)."""
+    r = SchedulerClient(hub).api(session.new_token("quota"), "GET", "capacity")
+    assert r.status_code == 200, r.text
+    return r.json()["quota"]
 
 
 def has_group_folder(session, name: str, group: str) -> bool:
@@ -173,6 +194,9 @@ def test_the_group_folder_follows_the_directory_at_log_in_and_at_start(hub, dire
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
     assert me(s)["groups"] == ["ml-team"]
+    form = spawn_form(s)
+    assert 'value="gpu"' in form and "your quota of 2" in form  # ml-team's profile, quota
+    assert gpu_quota(hub, s) == 2
     start(s, "bob")
     assert has_group_folder(s, "bob", "ml-team")
     stop(s, "bob")
@@ -183,7 +207,10 @@ def test_the_group_folder_follows_the_directory_at_log_in_and_at_start(hub, dire
     start(s, "bob")
     assert me(s)["groups"] == ["vision"]
     assert not has_group_folder(s, "bob", "ml-team")
+    assert gpu_quota(hub, s) == 0
     stop(s, "bob")
+    form = spawn_form(s)
+    assert 'value="small"' in form and 'value="gpu"' not in form
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
     assert me(s)["groups"] == ["vision"]
@@ -199,6 +226,7 @@ def test_the_group_folder_follows_the_directory_at_log_in_and_at_start(hub, dire
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
     assert me(s)["groups"] == ["ml-team"]
+    assert gpu_quota(hub, s) == 2
 
 
 def test_a_user_removed_from_the_directory_cannot_log_in_or_start(hub, directory):
