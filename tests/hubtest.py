@@ -436,7 +436,9 @@ def run_code(
     Waits for both the shell's execute_reply and iopub's idle status: the reply can
     arrive before the cell's last output.
 
-    Returns ``{"stdout": str, "status": "ok"|"error", "error": {...}}``.
+    Returns ``{"stdout": str, "stderr": str, "status": "ok"|"error", "error": {...}}``
+    (``stderr``: what the notebook would show in red, the kernel's file descriptor 2
+    included).
     """
     prefix = f"/user/{user}/{server}/api" if server else f"/user/{user}/api"
     r = token_api(base, token, "POST", f"{prefix}/kernels", json={"name": "python3"})
@@ -464,7 +466,7 @@ def run_code(
             }
         )
     )
-    out: dict = {"stdout": "", "status": None, "error": None}
+    out: dict = {"stdout": "", "stderr": "", "status": None, "error": None}
     idle = False  # iopub's idle status comes after the cell's last output
     deadline = time.monotonic() + timeout
     try:
@@ -473,8 +475,8 @@ def run_code(
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = msg["msg_type"]
-            if kind == "stream" and msg["content"]["name"] == "stdout":
-                out["stdout"] += msg["content"]["text"]
+            if kind == "stream" and msg["content"]["name"] in ("stdout", "stderr"):
+                out[msg["content"]["name"]] += msg["content"]["text"]
             elif kind == "error":
                 out["error"] = msg["content"]
             elif kind == "execute_reply":

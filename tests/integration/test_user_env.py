@@ -66,9 +66,42 @@ def test_pip_and_python_are_the_user_environments_never_the_hubs(hub, carol):
     assert venv == env
 
 
-def test_tensorflow_is_quiet_by_default(hub, carol):
-    out = run_ok(hub.url, carol, "carol", "import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
-    assert out == "2"
+TF_CELL = "import tensorflow as tf\nprint(tf.reduce_sum(tf.constant([1.0, 2.0])).numpy())"
+
+
+def test_a_first_tensorflow_cell_prints_nothing_on_stderr(hub, carol):
+    out = run_code(hub.url, carol, "carol", TF_CELL)
+    assert out["status"] == "ok", out
+    assert out["stdout"] == "3.0\n"
+    assert out["stderr"] == "", out["stderr"]
+    level = run_ok(hub.url, carol, "carol", "import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
+    assert level == "2"
+
+
+def test_tensorflows_lines_come_back_with_level_0(hub, carol):
+    out = run_code(hub.url, carol, "carol", "%env TF_CPP_MIN_LOG_LEVEL=0\n" + TF_CELL)
+    assert out["status"] == "ok", out
+    assert "absl::InitializeLog" in out["stderr"], out
+
+
+def test_a_kernel_from_a_venv_in_the_home_is_listed(hub, carol):
+    # the venv borrows the user environment's ipykernel through a .pth (no network); a
+    # user would `pip install ipykernel` into it
+    site = user_env() / "lib/python3.11/site-packages"
+    make = (
+        "import subprocess, sys, os\n"
+        "home = os.path.expanduser('~')\n"
+        "subprocess.run([sys.executable, '-m', 'venv', f'{home}/envs/mine'], check=True)\n"
+        f"open(f'{{home}}/envs/mine/lib/python3.11/site-packages/env.pth', 'w').write('{site}')\n"
+        "subprocess.run([f'{home}/envs/mine/bin/python', '-m', 'ipykernel', 'install',"
+        " '--user', '--name', 'mine', '--display-name', 'My env'], check=True)\n"
+    )
+    out = run_code(hub.url, carol, "carol", make)
+    assert out["status"] == "ok", out
+    specs = token_api(hub.url, carol, "GET", "/user/carol/api/kernelspecs").json()["kernelspecs"]
+    assert specs["mine"]["spec"]["display_name"] == "My env"
+    argv0 = specs["mine"]["spec"]["argv"][0]
+    assert argv0 == f"{hub.home('carol')}/envs/mine/bin/python"
 
 
 def test_a_package_installed_in_a_notebook_survives_a_restart(hub, carol, wheels):
