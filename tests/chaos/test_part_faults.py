@@ -18,9 +18,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
+import docker
 import pytest
 from chaoskit import measure, pids_of
 from private_engine import PrivateEngine
@@ -30,6 +35,8 @@ from gputest import SchedulerClient, gpu_hub_config
 from hub_config.mapping import POLL_INTERVAL
 from hubtest import (
     RunningHub,
+    as_root,
+    part_missing,
     remove_docker_objects,
     start_server,
     stop_server,
@@ -74,8 +81,6 @@ def kill_server_outside_the_hub(world, user: str) -> None:
     """``docker kill`` of ``user``'s container, or SIGKILL of their server's process."""
     hub = world.hub
     if world.backend == "docker":
-        import docker
-
         engine = docker.from_env()
         prefix = hub.config["docker"]["name_prefix"]
         (container,) = [
@@ -92,9 +97,6 @@ def kill_server_outside_the_hub(world, user: str) -> None:
         if environ_of(p).get("JUPYTERHUB_USER") == user
         and api in environ_of(p).get("JUPYTERHUB_API_URL", "")
     ]
-    import os
-    import signal
-
     os.kill(pid, signal.SIGKILL)
 
 
@@ -217,8 +219,8 @@ def test_postgres_restarted_during_spawns_the_hub_reconnects_and_no_spawn_is_stu
 def small_disk_hub(hub_factory, chaos_engine):
     """A docker-backend hub with the GPU scheduler whose data dir (the hub's and the
     scheduler's SQLite databases) is a 16 MiB tmpfs of its own."""
-    import subprocess
-
+    if not as_root():
+        part_missing("the disk-full scenario mounts a tmpfs: run the chaos suite as root")
     names = docker_names("dlf", "dlhub-full")
     config = {
         **gpu_hub_config(CPU_FIRST, count=1, check_every=5),
@@ -255,8 +257,6 @@ def fill(directory: Path) -> Path:
 
 def integrity(database: Path) -> str:
     """SQLite's ``PRAGMA integrity_check`` of ``database`` ("ok" when sound)."""
-    import sqlite3
-
     with sqlite3.connect(database) as db:
         return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
 
