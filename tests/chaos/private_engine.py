@@ -139,6 +139,15 @@ class PrivateEngine:
         if save.wait() != 0:
             raise RuntimeError(f"docker save {image} failed")
 
+    def prune(self) -> None:
+        """Remove every container, user network and volume a run left behind (an
+        interrupted one); the images stay."""
+        client = self.client()
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        client.networks.prune()
+        client.volumes.prune()
+
     def remove_containers(self, prefix: str, network: str) -> None:
         """Remove the containers and volumes named ``prefix...`` and ``network``."""
         client = self.client()

@@ -309,6 +309,7 @@ def private_engine(chaos_engine):
     """A Docker engine of this module's own (:mod:`private_engine`), with the user image."""
     engine = PrivateEngine().start()
     try:
+        engine.prune()
         engine.load(USER_IMAGE)
         yield engine
     finally:
