@@ -101,6 +101,11 @@ class OidcProvider:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
+    def set_redirect_uris(self, uris: list[str]) -> None:
+        """The client's redirect URIs (the hub's ``/hub/oauth_callback``); before start."""
+        self.settings["clients"][0]["redirect_uris"] = list(uris)
+        self._write()
+
     # --- the directory, as its admin changes it ---------------------------------------
 
     def set_groups(self, name: str, groups: list[str]) -> None:

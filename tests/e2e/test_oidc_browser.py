@@ -52,8 +52,7 @@ def hub(hub_factory, provider, tmp_path_factory):
         "culling": {"enabled": False},
     }
     hub = hub_factory(config, name="e2eoidc", start=False)
-    provider.settings["clients"][0]["redirect_uris"] = [hub.url + "/hub/oauth_callback"]
-    provider._write()
+    provider.set_redirect_uris([hub.url + "/hub/oauth_callback"])
     provider.start()
     return hub.start()
 
