@@ -130,10 +130,12 @@ def test_kubernetes_pods_per_server_and_one_home_claim_per_user(kubeconfig):
     async def names(server):
         spawner = KubernetesSpawner(_mock=True, user=user, config=c, orm_spawner=orm(server))
         await spawner.api.api_client.close()  # nothing was sent
-        return spawner.pod_name, spawner.pvc_name
+        return spawner.pod_name, spawner.pvc_name, spawner.secret_name
 
-    (default_pod, default_home), (named_pod, named_home) = map(
+    (default_pod, default_home, default_token), (named_pod, named_home, named_token) = map(
         asyncio.run, map(names, ["", "train"])
     )
     assert (default_pod, named_pod) == ("jupyter-alice", "jupyter-alice--train")
     assert default_home == named_home == "home-alice"
+    # the server's token Secret is named after its pod: one per server
+    assert default_token != named_token and "train" in named_token
