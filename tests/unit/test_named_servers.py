@@ -2,6 +2,7 @@
 server (pure: no hub, no engine, no cluster)."""
 
 import asyncio
+import dataclasses
 import itertools
 from pathlib import Path
 from types import SimpleNamespace
@@ -139,3 +140,73 @@ def test_kubernetes_pods_per_server_and_one_home_claim_per_user(kubeconfig):
     assert default_home == named_home == "home-alice"
     # the server's token Secret is named after its pod: one per server
     assert default_token != named_token and "train" in named_token
+
+
+# --- the GPU scheduler: a lease per server ---------------------------------------------
+
+
+def two_gpus():
+    from gpu_scheduler.model import Device
+
+    return [Device("GPU-0", "A100", index=0), Device("GPU-1", "A100", index=1)]
+
+
+def ask(user: str, server: str, at: float = 0.0):
+    from gpu_scheduler.model import Request
+
+    return Request(id=f"{user}:{server}", user=user, server=server, count=1, submitted_at=at)
+
+
+def test_each_server_of_a_user_holds_its_own_lease_and_gives_back_only_its_own():
+    from gpu_scheduler.policy import RequestError, Scheduler
+
+    s = Scheduler(two_gpus(), default_quota=2)
+    s.submit(ask("alice", ""), 0)
+    s.submit(ask("alice", "train"), 1)
+    assert {lease.request.server: lease.devices for lease in s.leases.values()} == {
+        "": ("GPU-0",),
+        "train": ("GPU-1",),
+    }
+    # one lease per server: the same server cannot ask twice
+    again = dataclasses.replace(ask("alice", "train", 2), id="again")
+    with pytest.raises(RequestError, match="server 'train' of alice holds GPUs"):
+        s.validate(again)
+    s.release("alice:train", 3)
+    assert [(x.user, x.request.server) for x in s.leases.values()] == [("alice", "")]
+    assert s.held_by("alice") == 1
+    s.check()
+
+
+def test_the_quota_counts_the_gpus_of_all_of_a_users_servers():
+    from gpu_scheduler.policy import Scheduler
+
+    s = Scheduler(two_gpus(), default_quota=1)
+    s.submit(ask("alice", ""), 0)
+    step = s.submit(ask("alice", "train"), 1)
+    # beyond her quota: it borrows the idle GPU, the first taken back
+    assert [lease.borrowed for lease in step.granted] == [True]
+
+
+def test_leases_per_server_survive_a_restart(tmp_path):
+    from gpu_scheduler.policy import Scheduler
+    from gpu_scheduler.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'gpu.sqlite'}")
+    s = Scheduler(two_gpus(), default_quota=2)
+    s.submit(ask("alice", ""), 0)
+    s.submit(ask("alice", "train"), 1)
+    store.save(s)
+    again = Scheduler(two_gpus(), default_quota=2)
+    store.load(again)
+    assert sorted((x.user, x.request.server, x.devices) for x in again.leases.values()) == [
+        ("alice", "", ("GPU-0",)),
+        ("alice", "train", ("GPU-1",)),
+    ]
+
+
+def test_the_hub_asks_for_gpus_for_the_server_by_name():
+    from gpu_scheduler.contract import HubRequest
+
+    body = HubRequest(user="alice", server="train").body()
+    assert body["server"] == "train"
+    assert HubRequest.from_body(body).server == "train"
