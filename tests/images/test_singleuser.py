@@ -200,6 +200,19 @@ class SingleuserChecks:
         assert all(f.startswith("/home/jovyan/.local/lib/") for f in files.split()), files
         assert order == "True"
 
+    def test_the_user_site_is_made_in_a_home_of_the_users_group(
+        self, built_image, docker_run, home_volume
+    ):
+        # as a Kubernetes claim may be: root's, writable by the users' group (fsGroup 100)
+        args = (*self.ARGS, "-v", f"{home_volume}:/home/jovyan")
+        setup = "chown root:100 /home/jovyan && chmod 2775 /home/jovyan"
+        proc = docker_run(built_image, "sh", "-c", setup, args=(*args, "--user", "0"))
+        assert proc.returncode == 0, proc.stderr
+        code = "import os, site; print(os.path.isdir(site.getusersitepackages()))"
+        proc = docker_run(built_image, "python", "-c", code, args=args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip() == "True"
+
     def test_a_users_own_kernel_from_a_venv_in_the_home(
         self, built_image, docker_run, home_volume
     ):

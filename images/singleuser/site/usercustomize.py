@@ -28,8 +28,11 @@ def layer_user_site() -> None:
     system = set(site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])) - set(own)
     user = site.getusersitepackages()
     try:
-        # only in a home of one's own (never root's directories in a user's home)
-        if os.stat(os.path.expanduser("~")).st_uid == os.geteuid():
+        # in a home one may write to (a Kubernetes claim may be root's with the users'
+        # group), but root never makes its directories in someone else's home
+        home = os.path.expanduser("~")
+        euid = os.geteuid()
+        if os.stat(home).st_uid == euid or (euid != 0 and os.access(home, os.W_OK)):
             os.makedirs(user, exist_ok=True)
     except OSError:
         pass  # no home, or a read-only one: nothing can be installed there anyway
