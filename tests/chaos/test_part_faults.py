@@ -266,7 +266,8 @@ def test_data_dir_full_during_a_spawn_a_clear_refusal_and_sound_databases(
 ):
     scenario = "the data dir's disk full during a spawn"
     hub = small_disk_hub
-    token = hub.admin().new_token("disk full")
+    admin = hub.admin()
+    token = admin.new_token("disk full")
     assert token_api(hub.url, token, "POST", "/hub/api/users/dora", json={}).status_code == 201
     start_server(hub.url, token, "dora")
     stop_server(hub.url, token, "dora")
@@ -278,6 +279,9 @@ def test_data_dir_full_during_a_spawn_a_clear_refusal_and_sound_databases(
     assert r.status_code == 507, r.text
     message = r.json()["message"]
     assert f"data dir {hub.data_dir} is full" in message and "free space" in message
+    # a browser's start on the spawn page gets the same sentence on the hub's error page
+    page = admin.post_form("/hub/spawn/dora", {"profile": "cpu"})
+    assert page.status_code == 507 and f"data dir {hub.data_dir} is full" in page.text
     # the hub keeps answering, and nothing of the refused start is left
     assert server_model(hub, token, "dora") is None
     assert token_api(hub.url, token, "GET", "/hub/api/users").status_code == 200
