@@ -3,9 +3,11 @@
 Other suites use the machine's engine at the same time; restarting that one would break
 their running tests. :class:`PrivateEngine` runs another ``dockerd`` beside it, sharing
 nothing with it: its own data root (kept between runs in ``.docker-engine/chaos-engine``
-so the user image is loaded once), exec root, pid file and socket, no default bridge, no
-iptables rules of its own (those chains are the machine engine's) and user networks from
-an address pool of its own (10.213.0.0/16). The user image is copied into it with
+so the user image is loaded once), exec root, pid file and socket, a default bridge of
+its own (``dlhubce0``: a dockerd given ``--bridge=none`` deletes the machine's
+``docker0``, which the other engine and the test cluster need), no iptables rules of its
+own (those chains are the machine engine's) and user networks from an address pool of
+its own (10.213.0.0/16). The user image is copied into it with
 ``docker save | docker load`` when missing.
 
 Its ``PATH`` holds a no-op ``nvidia-container-runtime-hook``: the engine registers its
@@ -31,7 +33,22 @@ DOCKERD = "/usr/sbin/dockerd"
 DATA = REPO / ".docker-engine" / "chaos-engine"
 #: the address pool of its user networks (the machine engine's are 172.17-31.x, 192.168.x)
 ADDRESS_POOL = "base=10.213.0.0/16,size=24"
+#: its default bridge, made here before it starts and removed when it is closed
+BRIDGE = "dlhubce0"
+BRIDGE_ADDRESS = "10.214.0.1/24"
 HOOK = "#!/bin/sh\n# no-op NVIDIA prestart hook for a host without GPUs (tests only)\nexit 0\n"
+
+
+def make_bridge() -> None:
+    """The private engine's default bridge, unless it is there already."""
+    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+        return
+    for command in (
+        ["ip", "link", "add", BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE],
+        ["ip", "link", "set", BRIDGE, "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
 
 
 class PrivateEngine:
@@ -70,6 +87,7 @@ class PrivateEngine:
         config = self.data / "daemon.json"
         config.write_text("{}\n")
         self.exec_root.mkdir(exist_ok=True)
+        make_bridge()
         env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
         env.pop("DOCKER_HOST", None)
         command = [
@@ -79,7 +97,7 @@ class PrivateEngine:
             f"--exec-root={self.exec_root}",
             f"--pidfile={self.pidfile}",
             f"--host={self.host}",
-            "--bridge=none",
+            f"--bridge={BRIDGE}",
             "--iptables=false",
             "--ip6tables=false",
             "--ip-masq=false",
@@ -114,6 +132,7 @@ class PrivateEngine:
         """Stop the engine and remove its exec root (its data root stays for next time)."""
         self.stop()
         shutil.rmtree(self.exec_root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
 
     def restart(self) -> float:
         """Stop and start the engine; seconds it was away."""
