@@ -13,13 +13,14 @@ file descriptor meanwhile is kept aside, and written back less the lines below
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import os
 import re
 import sys
 import tempfile
 
 #: absl's log line prefix: severity letter, date, time, thread, file:line]
-_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
+_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
 _PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
 _LEVELS = {"I": 0, "W": 1, "E": 2, "F": 3}
 
@@ -41,7 +42,10 @@ def kept(text: str, level: int) -> str:
         if match:
             keep = _LEVELS[match.group(1)] >= level
         elif line.startswith(_PREAMBLE):
-            keep = level == 0
+            if level == 0:
+                out.append(line)
+            keep = True  # what follows it is not part of it
+            continue
         if keep:
             out.append(line)
     return "".join(out)
@@ -51,10 +55,15 @@ class _Loader(importlib.abc.Loader):
     def __init__(self, loader):
         self.loader = loader
 
+    def __getattr__(self, name):
+        # get_filename, get_resource_reader, is_package...: the wrapped loader's
+        return getattr(self.loader, name)
+
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        _uninstall()  # once per process: a probe (importlib.util.find_spec) runs nothing
         level = min_level()
         if level == 0:
             return self.loader.exec_module(module)
@@ -81,17 +90,16 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # once per process; also keeps find_spec from recursing
-        try:
-            import importlib.util
-
-            spec = importlib.util.find_spec(fullname)
-        except (ImportError, ValueError):
-            return None
+        # the path-based finder alone (not sys.meta_path again, which would recurse)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _Loader(spec.loader)
         return spec
+
+
+def _uninstall() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]
 
 
 def install() -> None:
