@@ -143,3 +143,18 @@ def test_startup_problems_name_the_key(tmp_path):
         found = ldap.startup_problem(cfg["auth"])
         assert found and problem in found, (change, found)
     assert ldap.startup_problem(validate({"auth": auth()})["auth"]) is None
+
+
+def test_ldapauthenticator_calls_the_hook_groups_ride_on():
+    """DirectoryAuthenticator reads the groups in ``get_user_attributes``, which
+    ldapauthenticator 2.0.2 calls once, with the connection bound as the user, at the end
+    of ``authenticate``; an upgrade that changes this fails here."""
+    import importlib.metadata
+    import inspect
+
+    from ldapauthenticator import LDAPAuthenticator
+
+    assert importlib.metadata.version("jupyterhub-ldapauthenticator") == "2.0.2"
+    source = inspect.getsource(LDAPAuthenticator.authenticate)
+    assert source.count("self.get_user_attributes(conn, userdn)") == 1
+    assert '"user_attributes": user_attributes' in source
