@@ -160,6 +160,8 @@ class DirectoryAuthenticator(LDAPAuthenticator):
         return model
 
     async def authenticate(self, handler, data):
+        # hub names are lower case; directories match names without regard to case
+        data = {**data, "username": (data.get("username") or "").strip().lower()}
         try:
             model = await super().authenticate(handler, data)
         except LDAPException as e:

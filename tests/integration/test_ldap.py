@@ -151,6 +151,13 @@ def test_a_directory_user_logs_in_through_the_form_with_their_groups(hub):
     assert model["admin"] is False
 
 
+def test_a_name_typed_in_capitals_is_the_same_user(hub):
+    s, r = log_in(hub, " Alice", PASSWORDS["alice"])
+    assert r.status_code == 302, r.text
+    s.username = "alice"
+    assert me(s)["name"] == "alice"
+
+
 def test_a_wrong_password_is_refused_with_a_clear_message(hub):
     s, r = log_in(hub, "alice", "not-" + PASSWORDS["alice"])
     assert r.status_code == 403
