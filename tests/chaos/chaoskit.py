@@ -187,5 +187,5 @@ def start_world(hub: RunningHub, backend: str, gpus: bool) -> World:
         def queued():
             return [user for _, user, _ in world.gpu_state()["queue"]] == [QUEUED]
 
-        wait_for(queued, 30, what=f"{QUEUED} in the queue")
+        wait_for(queued, 60, what=f"{QUEUED} in the queue")
     return world

@@ -68,7 +68,7 @@ def world(request, hub_factory, tmp_path_factory) -> World:
         gpus = True
     hub = hub_factory(world_config(backend, names), name=f"chaos-{backend}", start=False)
     try:
-        hub.start(timeout=90)
+        hub.start(timeout=150)  # a busy 2-core machine: the hub's start took up to 24 s
         yield start_world(hub, backend, gpus)
     finally:
         hub.stop()
