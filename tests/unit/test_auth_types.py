@@ -95,7 +95,7 @@ def test_the_whole_hub_gets_the_oidc_authenticator(tmp_path):
         ({"pkce": "sometimes"}, "auth.oidc.pkce", "must be one of auto, always, never"),
         ({"scopes": ["open id"]}, "auth.oidc.scopes[0]", "a scope name"),
         ({"callback_url": "https://hub/x"}, "auth.oidc.callback_url", "/oauth_callback"),
-        ({"refresh_seconds": -1}, "auth.oidc.refresh_seconds", "at least 0"),
+        ({"refresh_seconds": 0}, "auth.oidc.refresh_seconds", "at least 1"),
         ({"groups": ["x"]}, "auth.oidc.groups", "unknown key"),
     ],
 )
