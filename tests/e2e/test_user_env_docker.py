@@ -155,3 +155,34 @@ def test_the_status_bar_shows_memory_against_the_limit(hub, admin, browser, arti
         path=artifacts / "statusbar-resource-usage.png"
     )
     assert not [e for e in errors if "dlhub" in e], errors
+
+
+def test_the_status_bar_shows_the_servers_gpu(hub, admin, browser, artifacts):
+    """The lab extension's GPU item, fed the answer a GPU server's dlhub/gpu-usage gives
+    (the reader itself runs against NVML only on a GPU host: tests/images, gpu marker)."""
+    gpu = {
+        "index": 0,
+        "uuid": "GPU-f8a39859-4a12-81c7-fee0-373f8ff06a14",
+        "name": "NVIDIA H200",
+        "memory_used": int(3.2 * 1024**3),
+        "memory_total": 16 * 1024**3,
+        "utilization": 87,
+    }
+    password = new_password()
+    page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route(
+        re.compile(r".*/user/frank/dlhub/gpu-usage$"),
+        lambda route: route.fulfill(json={"gpus": [gpu]}),
+    )
+    sign_up(page, hub, "frank", password)
+    admin.approve("frank")
+    log_in(page, hub, "frank", password)
+    page.wait_for_url(re.compile(r".*/user/frank/lab.*"), timeout=180_000)
+    item = page.locator("#dlhub-gpu-usage")
+    item.wait_for(timeout=60_000)
+    assert item.inner_text() == "GPU 0: 3.2 / 16.0 GiB, 87 %"
+    assert item.get_attribute("title") == f"NVIDIA H200 ({gpu['uuid']})"
+    page.locator(".jp-StatusBar-Widget").first.screenshot(path=artifacts / "statusbar-gpu.png")
+    assert not errors, errors
