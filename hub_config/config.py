@@ -335,9 +335,24 @@ def validate(raw: Any, source: str = BUILTIN) -> dict:
     if errors:
         key, problem = _problem(errors[0])
         raise ConfigError(source, key, problem)
+    written = _admins_written(raw)
     cfg = with_defaults(schema(), raw)
+    if cfg["auth"]["type"] in DIRECTORY_AUTH and not written:
+        # the built-in [admin] is for native log-in, where nobody can sign up as "admin";
+        # under a directory it would make whoever the provider calls "admin" a hub admin
+        cfg["auth"]["admin_users"] = []
     _check_semantics(cfg, source)
     return cfg
+
+
+#: Kinds of log-in whose usernames come from an identity provider or a directory.
+DIRECTORY_AUTH = ("oidc", "ldap")
+
+
+def _admins_written(raw: dict) -> bool:
+    """Whether the operator's document sets ``auth.admin_users`` itself."""
+    auth = raw.get("auth") if isinstance(raw, dict) else None
+    return isinstance(auth, dict) and "admin_users" in auth
 
 
 def load_platform_config(path: str | os.PathLike | None = None) -> dict:

@@ -24,6 +24,7 @@ traits; :func:`startup_problem` is what ``hub.configure`` checks before the hub 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -70,12 +71,28 @@ def endpoints(issuer: str, document: dict) -> dict:
     return out
 
 
+#: Most groups one account may bring from the provider, and the longest group name (the
+#: length of JupyterHub's group name column): more is refused at log-in, never stored.
+MAX_GROUPS = 500
+MAX_GROUP_NAME = 255
+#: what no group name holds (control characters)
+_GROUP_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class OIDCLoginHandler(OAuthLoginHandler):
     """oauthenticator's redirect to the provider, once the provider's endpoints are known."""
 
     async def get(self):
         await self.authenticator.discover()
         return super().get()
+
+    def _get_next_url(self):
+        # oauthenticator keeps only the path of ``next``; a control character in it (a tab,
+        # which browsers drop) would make the redirect after the callback a 500
+        next_url = super()._get_next_url()
+        if next_url and _GROUP_CONTROL.search(next_url):
+            return None
+        return next_url
 
 
 #: The page of a callback whose ``state`` is not the one this browser was sent off with.
@@ -190,6 +207,64 @@ class OIDCAuthenticator(GenericOAuthenticator):
         )
         self._endpoints = found
         return found
+
+    def normalize_username(self, username):
+        """The provider's username as it is (``username_map`` applied), not lower-cased:
+        ``Ana`` and ``ana``, or ``\u212aate`` (a Kelvin sign) and ``kate``, are different
+        accounts at a provider and must not become one hub user; a name with upper-case
+        or non-ASCII letters is refused by :meth:`validate_username`."""
+        return self.username_map.get(username, username)
+
+    def user_info_to_username(self, user_info):
+        """The ``username_claim`` of the userinfo; a 403 page, not a 500, when the provider
+        sent none (or not a string) for this account."""
+        name = user_info.get(self.username_claim) if isinstance(user_info, dict) else None
+        if not isinstance(name, str) or not name:
+            self.log.warning(
+                "OpenID Connect log-in refused: the userinfo has no %r string (its claims: %s)",
+                self.username_claim,
+                ", ".join(sorted(map(str, user_info or {}))[:50]),
+            )
+            raise web.HTTPError(
+                403,
+                f"The identity provider sent no username ({self.username_claim}) for this "
+                "account, so the hub cannot log you in. Tell an admin (auth.oidc.username_claim).",
+            )
+        return name
+
+    async def get_user_groups(self, auth_state: dict):
+        """The groups of the ``groups_claim``, bounded: at most :data:`MAX_GROUPS` names of
+        at most :data:`MAX_GROUP_NAME` characters, strings without control characters; more
+        is a 403 page at log-in (and at the refresh before a start), nothing is stored. A
+        single string is one group."""
+        key = self.auth_state_groups_key
+        value = auth_state
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return set()
+        if isinstance(value, str):
+            value = [value]
+        problem = ""
+        if not isinstance(value, list):
+            problem = "is not a list of group names"
+        elif not all(isinstance(g, str) and g for g in value):
+            problem = "holds something that is not a group name"
+        elif len(set(value)) > MAX_GROUPS:
+            problem = f"lists {len(set(value))} groups; the hub takes at most {MAX_GROUPS}"
+        elif any(len(g) > MAX_GROUP_NAME or _GROUP_CONTROL.search(g) for g in value):
+            problem = (
+                f"holds a group name longer than {MAX_GROUP_NAME} characters "
+                "or with control characters"
+            )
+        if problem:
+            self.log.warning("OpenID Connect groups refused: the groups claim %s", problem)
+            raise web.HTTPError(
+                403,
+                f"The identity provider's groups for this account cannot be used: the claim "
+                f"{problem}. Tell an admin.",
+            )
+        return set(value)
 
     def validate_username(self, username):
         """dlhub's one username rule (:mod:`hub_config.usernames`) for the names the

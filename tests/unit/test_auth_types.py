@@ -71,7 +71,8 @@ def test_oidc_maps_onto_generic_oauthenticator_with_group_sync(tmp_path):
         "refresh_pre_spawn": True,
         "auth_refresh_age": 300,
     }
-    assert traits["Authenticator"] == {"admin_users": {"admin"}}
+    # no admin by name: the built-in [admin] is for native log-in only
+    assert traits["Authenticator"] == {"admin_users": set()}
     # nothing of the native sign-up is configured
     assert "NativeAuthenticator" not in traits and "DlhubAuthenticator" not in traits
 
@@ -111,7 +112,35 @@ def test_nobody_allowed_in_is_refused():
     # allow_all, allowed_users, admin_groups or admin_users each let someone in
     for extra in ({"allow_all": True}, {"allowed_users": ["ann"]}, {"admin_groups": ["a"]}):
         validate({"auth": {"type": "oidc", "admin_users": [], "oidc": {**oidc_cfg, **extra}}})
-    validate({"auth": {"type": "oidc", "oidc": oidc_cfg}})  # admin_users: [admin]
+    validate({"auth": {"type": "oidc", "admin_users": ["ada"], "oidc": oidc_cfg}})
+    # the built-in admin_users ([admin]) does not count under a directory
+    err = error({"type": "oidc", "oidc": oidc_cfg})
+    assert err.key == "auth.oidc.allowed_groups" and "nobody could log in" in err.problem
+
+
+LDAP = {
+    "server_address": "ldap.example.org",
+    "bind_dn_template": ["uid={username},ou=people,dc=example,dc=org"],
+    "group_search_base": "ou=groups,dc=example,dc=org",
+    "allowed_groups": ["ml-team"],
+    "admin_groups": ["hub-admins"],
+}
+
+
+@pytest.mark.parametrize("kind", ["oidc", "ldap"])
+def test_a_directory_user_named_admin_is_no_hub_admin_by_default(kind, tmp_path):
+    """auth.admin_users defaults to [admin] for native log-in, where nobody can sign up
+    as "admin"; under a directory whoever the provider calls "admin" would be a hub admin,
+    so there admins come from admin_groups and the names the operator writes."""
+    section = {"type": kind, kind: OIDC["oidc"] if kind == "oidc" else LDAP}
+    cfg = validate({"auth": section})
+    assert cfg["auth"]["admin_users"] == []
+    assert auth_traits(cfg, tmp_path)["Authenticator"]["admin_users"] == set()
+    written = validate({"auth": {**section, "admin_users": ["admin", "ada"]}})
+    assert auth_traits(written, tmp_path)["Authenticator"]["admin_users"] == {"admin", "ada"}
+    # native keeps its first admin
+    assert validate({})["auth"]["admin_users"] == ["admin"]
+    assert validate({"auth": {"type": "native"}})["auth"]["admin_users"] == ["admin"]
 
 
 def test_bad_type_names_the_key():
@@ -245,3 +274,77 @@ def test_dlhub_up_admin_and_roster_import_under_a_directory(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip()
     assert err == refusal("oidc") and "\n" not in err and err.endswith(").")  # one sentence
     assert refusal("native") is None and "LDAP directory" in refusal("ldap")
+
+
+# --- what the provider sends: usernames, groups, the way back ---------------------------
+
+
+def provider_auth() -> oidc.OIDCAuthenticator:
+    traits = oidc.oidc_traits(validate({"auth": OIDC})["auth"])["OIDCAuthenticator"]
+    keep = ("username_claim", "manage_groups", "auth_state_groups_key", "allowed_groups")
+    return oidc.OIDCAuthenticator(**{k: traits[k] for k in keep})
+
+
+@pytest.mark.parametrize("name", ["Ana", "ANA", "\u212aate", "ana\u0301", "\uff41na"])
+def test_provider_names_are_not_folded_onto_another_user(name):
+    """Two provider accounts never become one hub user: no lower-casing (``Ana`` is not
+    ``ana``; the Kelvin sign would lower-case to ``k``), and such names are refused."""
+    auth = provider_auth()
+    assert auth.normalize_username(name) == name
+    assert auth.validate_username(auth.normalize_username(name)) is False
+    assert auth.validate_username(auth.normalize_username("ana")) is True
+
+
+@pytest.mark.parametrize("info", [{}, {"preferred_username": ""}, {"preferred_username": 7}])
+def test_a_userinfo_without_the_username_claim_is_a_403_not_a_500(info):
+    from tornado import web
+
+    with pytest.raises(web.HTTPError) as e:
+        provider_auth().user_info_to_username({"sub": "x", **info})
+    assert e.value.status_code == 403 and "preferred_username" in e.value.log_message
+    assert provider_auth().user_info_to_username({"preferred_username": "ana"}) == "ana"
+
+
+def groups_of(value):
+    import asyncio
+
+    return asyncio.run(provider_auth().get_user_groups({"oauth_user": {"groups": value}}))
+
+
+def test_groups_from_the_claim_are_bounded_and_refused_clearly():
+    from tornado import web
+
+    assert groups_of(["ml-team", "students"]) == {"ml-team", "students"}
+    assert groups_of("ml-team") == {"ml-team"}  # one group, not its letters
+    assert groups_of(None) == set()
+    assert groups_of(["g"] * 2 + [f"g{i}" for i in range(oidc.MAX_GROUPS - 1)])
+    too_many = [f"g{i}" for i in range(5000)]
+    for value, said in (
+        (too_many, "lists 5000 groups"),
+        (["ok", "x" * 10_000], "longer than 255"),
+        (["a\nb"], "control characters"),
+        ([{"name": "x"}], "not a group name"),
+        ([""], "not a group name"),
+        ({"a": 1}, "not a list"),
+    ):
+        with pytest.raises(web.HTTPError) as e:
+            groups_of(value)
+        assert e.value.status_code == 403 and said in e.value.log_message, value
+
+
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("/hub/spawn", "/hub/spawn"),
+        ("//evil.example", "/"),
+        ("https://evil.example/x", "/x"),
+        ("/\\evil.example", "/%5Cevil.example"),
+        ("/\t/evil.example", "/"),  # urlsplit drops tabs and newlines as browsers do
+        ("/hub/\x01home", None),  # a control character would make the redirect a 500
+        ("/%0d%0aSet-Cookie:x", "/%0d%0aSet-Cookie:x"),
+    ],
+)
+def test_the_way_back_after_log_in_stays_on_the_hub(given, kept):
+    handler = oidc.OIDCLoginHandler.__new__(oidc.OIDCLoginHandler)
+    handler.get_argument = lambda name, default=None: given if name == "next" else default
+    assert handler._get_next_url() == kept
