@@ -102,3 +102,57 @@ def test_a_link_for_a_profile_she_cannot_start_is_a_clear_400(hub, admin):
     assert "yours are: cpu, gpu" in r.text
     model = carol.api("GET", "/users/carol").json()
     assert model["servers"] == {}
+
+
+@pytest.fixture(scope="module")
+def dave(hub, admin):
+    return hub.approved_user(admin, "dave")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"repo": REPO, "file": "//evil.example/x.ipynb"},
+        {"repo": REPO, "file": "%2e%2e/%2e%2e/hub/admin"},
+        {"repo": REPO, "file": "lessons/\u00e9t\u00e9 \u202e.ipynb", "profile": "cpu"},
+        {"repo": "https://evil.example/%2e%2e", "branch": "main"},
+        {"repo": REPO, "next": "https://evil.example/", "urlpath": "//evil.example"},
+    ],
+)
+def test_a_link_leads_only_to_her_own_server_on_this_hub(hub, dave, values):
+    """Whatever a link holds, the hub sends the person to their own spawn page or server,
+    and from there to nbgitpuller on their own server opening a path of JupyterLab."""
+    r = dave.get(f"{hub.url}/hub/open?" + urlencode(values), allow_redirects=False)
+    assert r.status_code == 302, (values, r.status_code, r.text[:300])
+    where = urlsplit(r.headers["Location"])
+    assert not where.netloc and where.path == "/hub/spawn/dave", r.headers["Location"]
+    (on,) = parse_qs(where.query)["next"]
+    pull = urlsplit(on)
+    assert not pull.netloc and pull.path == "/user/dave/git-pull", on
+    (urlpath,) = parse_qs(pull.query)["urlpath"]
+    assert urlpath.startswith("lab/tree/") and "//" not in urlpath and ".." not in urlpath
+    assert parse_qs(pull.query)["repo"] == [values["repo"]]
+    # nothing was started by the redirect itself
+    assert dave.api("GET", "/users/dave").json()["servers"] == {}
+
+
+def test_a_link_asks_a_visitor_to_log_in_first_and_bad_values_start_nothing(hub, admin):
+    link = f"{hub.url}/hub/open?" + urlencode({"repo": REPO, "profile": "gpu"})
+    r = requests.get(link, allow_redirects=False, timeout=30)
+    assert r.status_code == 302
+    login = urlsplit(r.headers["Location"])
+    assert login.path == "/hub/login" and parse_qs(login.query)["next"][0].startswith("/hub/open?")
+    erin = hub.approved_user(admin, "erin")
+    for values in (
+        {"repo": "x" * 10_000},
+        {"repo": "ext::sh -c touch% /tmp/pwned"},
+        {"repo": "-uhttps://example.org/x"},
+        {"repo": "ssh://git@example.org/x.git"},
+        {"repo": REPO, "branch": "-b"},
+        {"repo": REPO, "branch": "a..b"},
+        {"repo": REPO, "file": "a/../../b"},
+        {"repo": REPO, "profile": "gpu" * 30},
+    ):
+        r = erin.get(f"{hub.url}/hub/open?" + urlencode(values), allow_redirects=False)
+        assert r.status_code == 400, (values, r.status_code)
+    assert erin.api("GET", "/users/erin").json()["servers"] == {}
