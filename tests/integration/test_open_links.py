@@ -156,3 +156,22 @@ def test_a_link_asks_a_visitor_to_log_in_first_and_bad_values_start_nothing(hub,
         r = erin.get(f"{hub.url}/hub/open?" + urlencode(values), allow_redirects=False)
         assert r.status_code == 400, (values, r.status_code)
     assert erin.api("GET", "/users/erin").json()["servers"] == {}
+
+
+@pytest.mark.parametrize(
+    "values, status",
+    [
+        ({"repo": REPO, "file": '"><script>alert(1)</script>.ipynb'}, 200),
+        ({"repo": '"><svg onload=alert(1)>', "branch": "<script>alert(2)</script>"}, 400),
+        ({"repo": "javascript:alert(3)//", "file": "x'><img src=x onerror=alert(4)>"}, 400),
+    ],
+)
+def test_the_builder_page_shows_hostile_values_as_text(hub, dave, values, status):
+    r = dave.get(f"{hub.url}/hub/open/build?" + urlencode(values), allow_redirects=False)
+    assert r.status_code == status, r.text[:300]
+    for raw in ("<script>alert", "<svg onload", "<img src=x"):
+        assert raw not in r.text, raw
+    if status == 200:  # the link carries the value, encoded
+        assert "%22%3E%3Cscript%3Ealert%281%29" in r.text
+    badge = requests.get(f"{hub.url}/hub/open/badge.svg?x=<script>", timeout=30)
+    assert "<script" not in badge.text and badge.headers["Content-Type"].startswith("image/svg")
