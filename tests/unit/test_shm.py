@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -104,7 +105,9 @@ def test_the_pod_mounts_dev_shm_of_the_profiles_size(kubeconfig):
         await spawner.api.api_client.close()
         return ApiClient().sanitize_for_serialization(made)
 
-    spec = asyncio.run(pod())["spec"]
+    # in a thread of its own: after the browser tests a Playwright loop runs in this one
+    with ThreadPoolExecutor(1) as pool:
+        spec = pool.submit(asyncio.run, pod()).result()["spec"]
     (dshm,) = [v for v in spec["volumes"] if v["name"] == "dshm"]
     assert dshm["emptyDir"] == {"medium": "Memory", "sizeLimit": str(768 * MiB)}
     (container,) = spec["containers"]
