@@ -9,6 +9,8 @@ server can hold a GPU lease on this host: the docker engine here has no NVIDIA r
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
 import time
@@ -17,6 +19,7 @@ import pytest
 import requests
 from chaoskit import cmdline, kill9, measure, pids_of
 
+from hub_config.gpu import SCHEDULER_DOWN
 from hubtest import token_api
 
 pytestmark = [
@@ -178,6 +181,47 @@ def test_scheduler_killed_is_started_again_with_its_leases_and_queue(world, chao
     r = world.scheduler.api(world.tokens[world.running[0]], "GET", "capacity")
     assert r.status_code == 200, r.text
     assert "Cannot connect to" not in world.hub.log().split("kill -9")[-1]
+
+
+def start_failure(world, user: str, token: str) -> tuple[int, str]:
+    """Start ``user``'s GPU server; the status and message of its failure (at once, or in
+    the progress stream)."""
+    r = token_api(
+        world.hub.url, token, "POST", f"/hub/api/users/{user}/server", json={"profile": "gpu"}
+    )
+    if r.status_code != 202:
+        return r.status_code, r.json().get("message", "")
+    url = f"{world.hub.url}/hub/api/users/{user}/server/progress"
+    headers = {"Authorization": f"token {token}"}
+    with requests.get(url, headers=headers, stream=True, timeout=60) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                event = json.loads(line[5:])
+                if event.get("failed"):
+                    return 202, event.get("message", "")
+    raise AssertionError(f"the start of {user}'s server did not fail")
+
+
+def test_a_gpu_start_while_the_scheduler_is_down_is_a_clear_503(world, chaos_record):
+    """The scheduler down and not yet started again (its supervisor held with SIGSTOP)."""
+    r = world.api("POST", "/users/zed", json={})
+    assert r.status_code == 201, r.text
+    token = world.api("POST", "/users/zed/tokens", json={}).json()["token"]
+    before = world.gpu_state()
+    pids = one_each(world)
+    os.kill(pids["gpu-scheduler supervisor"], signal.SIGSTOP)
+    try:
+        kill9(pids["gpu-scheduler"])
+        measure(lambda: not cmdline(pids["gpu-scheduler"]), 5, "the scheduler gone")
+        status, message = start_failure(world, "zed", token)
+    finally:
+        os.kill(pids["gpu-scheduler supervisor"], signal.SIGCONT)
+    assert status in (202, 503), message
+    assert message == SCHEDULER_DOWN
+    assert world.server("zed") is None
+    measure(lambda: scheduler_answers(world), 30, "the scheduler started again")
+    assert world.gpu_state() == before
+    assert "500 POST /hub/api/users/zed/server" not in world.hub.log()
 
 
 def test_hub_killed_servers_leases_survive_and_no_service_is_left(world, chaos_record):
