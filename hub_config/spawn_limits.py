@@ -74,7 +74,41 @@ class UserServerAPIHandler(DiskFullRefusal, SpawnLimits, users.UserServerAPIHand
     """``POST /hub/api/users/<name>/server`` and ``.../servers/<server>``."""
 
 
-class SpawnHandler(DiskFullRefusal, SpawnLimits, pages.SpawnHandler):
+#: ``Sec-Fetch-Site`` values of a request the person made on this hub (its own pages, or
+#: an address typed or bookmarked); a client that sends none counts as one of these.
+OWN_SITE = ("same-origin", "none")
+
+
+class NoStartFromOtherSites:
+    """A spawn page with options in its query (``?opt-profile=gpu``) that the browser
+    reached from another site (``Sec-Fetch-Site`` cross-site or same-site: a link on a web
+    page, a redirect after one, such as an "Open in dlhub" link) shows the spawn form
+    with the asked profile chosen, instead of starting the server: only the person's
+    press of Start (a POST carrying the form's XSRF token) starts it, so a page elsewhere
+    cannot make someone hold a GPU. From the hub's own pages, an address typed or
+    bookmarked, or a client that sends no ``Sec-Fetch-Site`` (scripts), the query starts
+    the server as JupyterHub does.
+
+    Needs ``pages.SpawnHandler`` after it in the bases (``_get_user_options``, 6.1.1,
+    checked by tests/unit/test_upstream_contract.py). The form reads
+    :attr:`dlhub_asked_profile` through ``spawner.handler``.
+    """
+
+    #: the profile a link from another site asked for (the form shows it chosen)
+    dlhub_asked_profile: str | None = None
+
+    def _get_user_options(self, query_options):
+        options = super()._get_user_options(query_options)
+        site = self.request.headers.get("Sec-Fetch-Site", "same-origin")
+        if options and self.request.method == "GET" and site not in OWN_SITE:
+            asked = options.get("profile") or [None]
+            self.dlhub_asked_profile = asked[0] if isinstance(asked[0], str) else None
+            self.log.info("Spawn page reached from another site (%s): the form, no start", site)
+            return {}
+        return options
+
+
+class SpawnHandler(DiskFullRefusal, SpawnLimits, NoStartFromOtherSites, pages.SpawnHandler):
     """``/hub/spawn``: the page a browser opens to start a server."""
 
 

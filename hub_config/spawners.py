@@ -82,7 +82,9 @@ class ProfilesMixin(SpawnerContract):
         return profiles.visible(self.profiles, [g.name for g in self.user.groups])
 
     async def _render_options_form(self, spawner):
-        previous = (spawner.user_options or {}).get("profile")
+        # a link from another site asked for a profile: chosen on the form it gets
+        asked = getattr(getattr(spawner, "handler", None), "dlhub_asked_profile", None)
+        previous = asked or (spawner.user_options or {}).get("profile")
         mine = self.visible_profiles()
         capacity = None
         if any(p.get("gpus") for p in mine):

@@ -7,6 +7,7 @@ builder page writes a link that works.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,13 +15,22 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from hubtest import REPO, free_port, new_password, part_missing, run_ok, token_api, wait_for
+from hubtest import (
+    REPO,
+    free_port,
+    new_password,
+    part_missing,
+    run_ok,
+    stop_server,
+    token_api,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -256,3 +266,28 @@ def test_bad_links_are_a_clear_400_page(hub, git_server, page, alice, artifacts)
     r = requests.get(f"{hub.url}/hub/open/badge.svg", timeout=30)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("image/svg+xml")
     assert "Open in" in r.text
+
+
+def test_a_link_on_another_site_shows_the_form_and_her_start_opens_the_notebook(
+    hub, git_server, page, alice, artifacts
+):
+    """Clicked on a page of another site, the link leads to the spawn form with its profile
+    chosen, not to a start: only her press of Start starts the server, then the notebook
+    opens as before."""
+    stop_server(hub.url, alice["token"], "alice")
+    url = link(
+        hub, repo=git_server.url, branch="main", file="lessons/intro.ipynb", profile="small"
+    )
+    elsewhere = f'<p>Course page</p><a id="go" href="{html.escape(url)}">Open in dlhub</a>'
+    page.goto("data:text/html," + quote(elsewhere))
+    page.click("#go")
+    page.wait_for_url(re.compile(r".*/hub/spawn/alice\?.*"))
+    expect(page.locator('input[name="profile"][value="small"]')).to_be_checked()
+    page.screenshot(path=artifacts / "open-link-from-another-site.png")
+    r = token_api(hub.url, alice["token"], "GET", "/hub/api/users/alice")
+    assert "" not in r.json()["servers"], r.json()["servers"]
+    page.click("#spawn_form [type=submit]")
+    cell = open_notebook(page, "course/lessons/intro.ipynb")
+    expect(cell).to_contain_text("hello from the course", timeout=60_000)
+    r = token_api(hub.url, alice["token"], "GET", "/hub/api/users/alice")
+    assert r.json()["servers"][""]["user_options"] == {"profile": "small"}

@@ -4,6 +4,7 @@ and the spawn page goes on to the pull. The browser journey is tests/e2e/test_op
 """
 
 import json
+import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -175,3 +176,61 @@ def test_the_builder_page_shows_hostile_values_as_text(hub, dave, values, status
         assert "%22%3E%3Cscript%3Ealert%281%29" in r.text
     badge = requests.get(f"{hub.url}/hub/open/badge.svg?x=<script>", timeout=30)
     assert "<script" not in badge.text and badge.headers["Content-Type"].startswith("image/svg")
+
+
+def chosen_profile(page: str) -> str:
+    """The profile the spawn form has chosen (its checked radio button)."""
+    (name,) = re.findall(r'value="([a-z0-9-]+)" checked', page)
+    return name
+
+
+def test_a_link_from_another_site_shows_the_form_and_only_her_press_starts(hub, admin):
+    """A page elsewhere cannot make someone start a (GPU) server: reached from another
+    site, the spawn page shows the form with the link's profile chosen; her press of Start
+    (the form's POST with its XSRF token) starts it."""
+    fay = hub.approved_user(admin, "fay")
+    away = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    link = f"{hub.url}/hub/open?" + urlencode({"repo": REPO, "profile": "gpu"})
+    r = fay.get(link, headers=away)  # the link, then the hub's redirect to the spawn page
+    assert r.status_code == 200 and urlsplit(r.url).path == "/hub/spawn/fay", r.url
+    assert chosen_profile(r.text) == "gpu"
+    r = fay.get(f"{hub.url}/hub/spawn?opt-profile=gpu", headers={"Sec-Fetch-Site": "same-site"})
+    assert r.status_code == 200 and chosen_profile(r.text) == "gpu"
+    assert fay.api("GET", "/users/fay").json()["servers"] == {}
+    # her press of Start on that form, for the CPU profile
+    r = fay.get(f"{hub.url}/hub/spawn/fay?opt-profile=cpu&next=/hub/home", headers=away)
+    assert chosen_profile(r.text) == "cpu"
+    r = fay.post_form("/hub/spawn/fay?next=/hub/home", {"profile": "cpu"}, allow_redirects=False)
+    assert r.status_code == 302, r.text[:300]
+    try:
+        wait_for(
+            lambda: fay.api("GET", "/users/fay").json()["servers"].get("", {}).get("ready"),
+            90,
+            what="fay's server to start",
+        )
+        options = fay.api("GET", "/users/fay").json()["servers"][""]["user_options"]
+        assert options == {"profile": "cpu"}
+    finally:
+        fay.api("DELETE", "/users/fay/server")
+        wait_for(lambda: not fay.api("GET", "/users/fay").json()["servers"], 60, what="stop")
+
+
+def test_from_the_hubs_own_pages_the_link_starts_the_profile(hub, admin):
+    """The same spawn page reached from the hub's own pages (or typed) starts the server
+    with the query's profile, as JupyterHub does."""
+    gus = hub.approved_user(admin, "gus")
+    r = gus.get(
+        f"{hub.url}/hub/spawn/gus?opt-profile=cpu",
+        headers={"Sec-Fetch-Site": "same-origin"},
+        allow_redirects=False,
+    )
+    assert r.status_code == 302 and "/spawn-pending/gus" in r.headers["Location"], r.status_code
+    try:
+        wait_for(
+            lambda: gus.api("GET", "/users/gus").json()["servers"].get("", {}).get("ready"),
+            90,
+            what="gus's server to start",
+        )
+    finally:
+        gus.api("DELETE", "/users/gus/server")
+        wait_for(lambda: not gus.api("GET", "/users/gus").json()["servers"], 60, what="stop")

@@ -98,3 +98,18 @@ def test_kubespawner_start_future_is_none_until_start(kubeconfig):
     start = inspect.getsource(KubeSpawner.start)
     assert "self._start_future = asyncio.ensure_future(self._start())" in start
     assert "self._start_future" in inspect.getsource(KubeSpawner.progress)
+
+
+def test_spawn_page_reads_query_options_through_get_user_options_and_sets_the_handler():
+    """hub_config.spawn_limits.NoStartFromOtherSites: the spawn page's GET turns its query
+    into user options with ``_get_user_options`` (empty: the form instead of a start) and
+    hands itself to the spawner as ``spawner.handler`` before rendering the form."""
+    from jupyterhub.handlers import pages
+
+    source = inspect.getsource(pages.SpawnHandler._get)
+    assert "user_options = self._get_user_options(query_options)" in source
+    assert "if len(user_options) > 0:" in source
+    assert source.index("spawner.handler = self") < source.index("get_options_form()")
+    handler = SimpleNamespace(log=SimpleNamespace(warning=lambda *a: None))
+    options = pages.SpawnHandler._get_user_options(handler, {"opt-profile": ["gpu"]})
+    assert options == {"profile": ["gpu"]}
