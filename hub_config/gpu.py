@@ -30,15 +30,29 @@ SCHEDULER_DOWN = (
 )
 
 
-def waiting_message(waiting: dict) -> str:
+def waiting_message(waiting: dict, place: str | None = None, grace: float = 0) -> str:
+    """The place in the queue and the expected wait; ``place``: how the request entered
+    the queue, as the scheduler said (``"kept"``: it took back its place from before the
+    hub restarted; ``"lost"``: that place was given up after ``grace`` seconds)."""
     minutes = max(1, math.ceil(waiting["eta_s"] / 60))
-    return f"Waiting for a GPU: position {waiting['position']}, about {minutes} min"
+    if place == "kept":
+        return (
+            "Waiting for a GPU: you kept your place in the GPU queue "
+            f"(position {waiting['position']}), about {minutes} min"
+        )
+    message = f"Waiting for a GPU: position {waiting['position']}, about {minutes} min"
+    if place == "lost":
+        message += (
+            " (your earlier place in the queue was given up: the server was not started "
+            f"again within {max(1, round(grace / 60))} min of the hub's restart)"
+        )
+    return message
 
 
-def waiting_html(waiting: dict, wait_page: str) -> str:
+def waiting_html(waiting: dict, wait_page: str, place: str | None = None, grace=0) -> str:
     """The progress page's line: the place in the queue and a link to the choices."""
     return (
-        f"{html.escape(waiting_message(waiting))} · "
+        f"{html.escape(waiting_message(waiting, place, grace))} · "
         f'<a href="{html.escape(wait_page)}" id="dlhub-gpu-wait">'
         "Stop waiting or start on CPU instead</a>"
     )
@@ -192,6 +206,16 @@ class GpuMixin(SpawnerContract):
             raise web.HTTPError(code if code < 500 else 503, data.get("message", ""))
         started = time.monotonic()
         wait_page = f"{self.gpu_public_prefix}wait/{quote(self.name, safe='')}"
+        place, grace = data.get("place"), data.get("orphan_grace_s", 0)
+        if place == "kept":
+            self.log.info("Server %s kept its place in the GPU queue", self._log_name)
+        elif place == "lost":
+            self.log.warning(
+                "Server %s lost its place in the GPU queue (not started again within %s s "
+                "of the hub's restart)",
+                self._log_name,
+                grace,
+            )
         while "lease" not in data:
             if "withdrawn" in data:
                 self._gpu_message = None
@@ -204,8 +228,8 @@ class GpuMixin(SpawnerContract):
                     400, "You stopped waiting for a GPU; the server was not started."
                 )
             self._gpu_message = {
-                "message": waiting_message(data["waiting"]),
-                "html_message": waiting_html(data["waiting"], wait_page),
+                "message": waiting_message(data["waiting"], place, grace),
+                "html_message": waiting_html(data["waiting"], wait_page, place, grace),
             }
             if time.monotonic() - started > self.gpu_max_wait:
                 await self.release_gpus()

@@ -35,6 +35,14 @@ class Request:
     idle_timeout: float = 0
     #: seconds after which the lease ends however busy it is (0: no limit)
     max_lifetime: float = 0
+    #: when the place in the queue was first taken, when it is older than this ask (a
+    #: server asking again after the hub restarted keeps its place; None: ``submitted_at``)
+    queued_at: float | None = None
+
+    @property
+    def place(self) -> float:
+        """The time the queue is ordered by: when the place was first taken."""
+        return self.submitted_at if self.queued_at is None else self.queued_at
 
 
 @dataclass
@@ -93,3 +101,7 @@ class Step:
     #: borrowed leases to take back so that a request within its quota can run (the
     #: caller reclaims them: stops their servers and releases their GPUs)
     take_back: list[Lease] = field(default_factory=list)
+    #: a submit that took back the place of an orphaned request (:meth:`.policy.Scheduler.orphan`)
+    resumed: Request | None = None
+    #: a submit that found its orphaned request past the grace: the place was given up
+    lost: Request | None = None

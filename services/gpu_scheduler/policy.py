@@ -16,6 +16,14 @@ Rules, in the order :meth:`Scheduler.schedule` applies them:
 
 A device is never in two leases; :meth:`Scheduler.check` asserts the invariants.
 
+**Orphans.** A waiting request whose spawn is gone (the hub was restarted: JupyterHub keeps
+no start in progress) is not dropped but *orphaned* (:meth:`Scheduler.orphan`): it leaves
+the queue (it is never granted, no GPU waits for nobody) and keeps its place for
+``orphan_grace`` seconds. When the same user's server asks again within that time, the new
+request takes the old place (:attr:`Step.resumed`: ordered by the first ask's time, with
+its priority); after it the place is given up (:meth:`Scheduler.expire_orphans`, or
+:attr:`Step.lost` when the server asks again too late).
+
 The inventory may change while leases run (:meth:`Scheduler.set_devices`: a GPU node joins
 or leaves the cluster). A device that leaves while a lease holds it stays in that lease
 (:attr:`Scheduler.departed`) until the lease is released, and is never granted again
@@ -27,11 +35,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
 from .model import Device, Lease, Request, Step
 
 #: expected hold of a lease with no idle timeout, for ETAs only
 DEFAULT_HOLD = 3600.0
+#: seconds an orphaned request keeps its place (``gpus.orphan_grace``)
+ORPHAN_GRACE = 600.0
 
 
 class RequestError(ValueError):
@@ -45,7 +56,8 @@ class Scheduler:
     takes the time as ``now`` and returns a :class:`~.model.Step`: the leases granted and
     the borrowed leases to take back, which the caller (the service) carries out.
     ``devices``: the inventory; ``quotas``: GPUs per group; ``default_quota``: the
-    quota of a group not in ``quotas`` and of a user in no group.
+    quota of a group not in ``quotas`` and of a user in no group; ``orphan_grace``:
+    seconds an orphaned request keeps its place (see "Orphans" above).
     """
 
     def __init__(
@@ -53,6 +65,7 @@ class Scheduler:
         devices: Iterable[Device],
         quotas: dict[str, int] | None = None,
         default_quota: int = 0,
+        orphan_grace: float = ORPHAN_GRACE,
     ):
         self.devices: dict[str, Device] = _by_uuid(devices)
         #: devices gone from the inventory that a lease still holds, until it is released
@@ -61,6 +74,9 @@ class Scheduler:
         self.default_quota = default_quota
         self.leases: dict[str, Lease] = {}
         self.queue: dict[str, Request] = {}
+        self.orphan_grace = orphan_grace
+        #: requests whose spawn is gone, keeping their place: id -> (request, orphaned at)
+        self.orphans: dict[str, tuple[Request, float]] = {}
         #: borrowed leases the policy takes back for a request within quota, until
         #: the caller has reclaimed (released) them
         self.taking_back: set[str] = set()
@@ -99,7 +115,7 @@ class Scheduler:
 
     def waiting(self) -> list[Request]:
         """The queue in the order it is served: priority, then arrival."""
-        return sorted(self.queue.values(), key=lambda r: (-r.priority, r.submitted_at, r.id))
+        return sorted(self.queue.values(), key=lambda r: (-r.priority, r.place, r.id))
 
     def position(self, request_id: str) -> int:
         """1-based place of a waiting request in the queue."""
@@ -152,14 +168,45 @@ class Scheduler:
         for waiting in self.queue.values():
             if (waiting.user, waiting.server) == (request.user, request.server):
                 raise RequestError(f"server {request.server!r} of {request.user} already waits")
-        if request.id in self.queue or request.id in self.leases:
+        if request.id in self.queue or request.id in self.leases or request.id in self.orphans:
             raise RequestError(f"request id {request.id!r} is in use")
 
     def submit(self, request: Request, now: float) -> Step:
-        """Queue a request and run a scheduling pass (it may be granted at once)."""
+        """Queue a request and run a scheduling pass (it may be granted at once).
+
+        When the same user's server has an orphaned request, the new one takes its place
+        if the grace is not over (:attr:`Step.resumed`); else the place is given up
+        (:attr:`Step.lost`) and the request queues at the back."""
         self.validate(request)
+        resumed = lost = None
+        for orphan_id, (orphan, since) in list(self.orphans.items()):
+            if (orphan.user, orphan.server) != (request.user, request.server):
+                continue
+            del self.orphans[orphan_id]
+            if now - since <= self.orphan_grace:
+                resumed = orphan
+                request = replace(request, queued_at=orphan.place, priority=orphan.priority)
+            else:
+                lost = orphan
         self.queue[request.id] = request
+        step = self.schedule(now)
+        step.resumed, step.lost = resumed, lost
+        return step
+
+    def orphan(self, request_id: str, now: float) -> Step | None:
+        """A waiting request's spawn is gone: keep its place for ``orphan_grace`` seconds
+        out of the queue (never granted meanwhile) and run a scheduling pass; None if it
+        was not waiting."""
+        request = self.queue.pop(request_id, None)
+        if request is None:
+            return None
+        self.orphans[request_id] = (request, now)
         return self.schedule(now)
+
+    def expire_orphans(self, now: float) -> list[Request]:
+        """Give up the places of orphans past their grace; return their requests."""
+        over = [i for i, (_, since) in self.orphans.items() if now - since > self.orphan_grace]
+        return [self.orphans.pop(i)[0] for i in over]
 
     def cancel(self, request_id: str, now: float) -> Step | None:
         """Drop a waiting request and run a scheduling pass (the requests behind it may
@@ -384,6 +431,7 @@ class Scheduler:
                 assert uuid not in seen, f"device {uuid} in two leases"
                 seen.add(uuid)
         assert not set(self.leases) & set(self.queue), "a request both waits and holds"
+        assert not set(self.orphans) & (set(self.leases) | set(self.queue)), "orphan in use"
         assert self.taking_back <= set(self.leases), "taking back a lease that is gone"
         for user in {lease.user for lease in self.leases.values()} | set(self._held):
             held = sum(len(x.devices) for x in self.leases.values() if x.user == user)

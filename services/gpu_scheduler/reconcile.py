@@ -5,8 +5,10 @@ Every ``gpus.check_every`` seconds:
 1. a lease is released at once when its server is not running with it: the server is
    gone, or it runs without this lease in its spawner state (a CPU profile, or a server
    started again since). A server still pending spawn keeps its fresh lease, and so does
-   a lease granted after the hub was asked (:func:`stale`); requests waiting for a server
-   that no longer waits are dropped;
+   a lease granted after the hub was asked (:func:`stale`); a request waiting for a server
+   that no longer waits (its spawn died with the hub) is orphaned: it keeps its place for
+   ``gpus.orphan_grace`` seconds, for the server asked again (:meth:`.policy.Scheduler.orphan`),
+   and is given up after it;
 2. each lease's activity is taken from the hub (the server's last activity: kernels,
    terminals, the browser);
 3. leases past their idle timeout or maximum lifetime, and borrowed leases the policy
@@ -148,8 +150,24 @@ async def check(
         log.warning("The hub shows no server state: grant the scheduler admin:server_state")
     leases, requests = stale(list(s.leases.values()), list(s.queue.values()), servers, asked_at)
     for request, why in requests:
-        log.info("Dropping the GPU request of %s/%s: %s", request.user, request.server, why)
-        state.saved(s.cancel(request.id, state.clock()))
+        log.info(
+            "Keeping the place of %s/%s in the GPU queue for %d s (%s): started again by "
+            "then, it keeps its place",
+            request.user,
+            request.server,
+            s.orphan_grace,
+            why,
+        )
+        state.saved(s.orphan(request.id, state.clock()))
+    for request in s.expire_orphans(state.clock()):
+        log.warning(
+            "Gave up the place of %s/%s in the GPU queue: the server was not started "
+            "again within %d s (gpus.orphan_grace)",
+            request.user,
+            request.server,
+            s.orphan_grace,
+        )
+        state.place_lost(request)
     for lease, why in leases:
         log.info("Releasing GPUs of %s/%s: %s", lease.user, lease.request.server, why)
         state.release(lease.id)

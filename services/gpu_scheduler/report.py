@@ -55,6 +55,9 @@ def wait_view(request, scheduler: Scheduler, now: float) -> dict:
         "count": request.count,
         "model": request.model,
         "submitted_at": request.submitted_at,
+        # when the place was first taken (earlier than submitted_at when it was kept
+        # across a hub restart)
+        "queued_at": request.place,
         "position": scheduler.position(request.id),
         # while its GPUs are gone from the inventory, no end is known: a day is shown
         "eta_s": round(min(scheduler.eta(request.id, now), 86400.0)),

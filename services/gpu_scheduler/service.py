@@ -41,12 +41,18 @@ from . import pages, reconcile
 from .contract import SECRET_ENV, ContractError, HubRequest, authorization
 from .inventory import NodeWatch, api_client, declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
-from .policy import RequestError, Scheduler
+from .policy import ORPHAN_GRACE, RequestError, Scheduler
 from .report import capacity_view, wait_view
 from .state import State
 from .store import Store
 
 ADMIN_SCOPE = "admin:users"
+
+log = logging.getLogger("gpu_scheduler")
+
+
+def key(request) -> tuple[str, str]:
+    return request.user, request.server
 
 
 class BaseHandler(HubAuthenticated, web.RequestHandler):
@@ -157,12 +163,23 @@ class RequestsHandler(BaseHandler):
         )
         s = self.state.scheduler
         try:
-            self.state.saved(s.submit(request, now))
+            step = self.state.saved(s.submit(request, now))
         except RequestError as e:
             raise web.HTTPError(400, str(e)) from None
-        self.send(
-            request_status(self.state, request.id, now), 201 if request.id in s.leases else 202
-        )
+        answer = request_status(self.state, request.id, now)
+        place = self.state.submitted(request, step)
+        if place == "kept":
+            log.info("%s/%s asked again and keeps its place in the GPU queue", *key(request))
+        elif place == "lost":
+            log.info(
+                "%s/%s asked again after its place in the GPU queue was given up", *key(request)
+            )
+        if place is not None:
+            # "kept": the place held while the hub was restarted; "lost": given up after
+            # gpus.orphan_grace (the hub's progress message says which)
+            answer["place"] = place
+            answer["orphan_grace_s"] = s.orphan_grace
+        self.send(answer, 201 if request.id in s.leases else 202)
 
     async def delete(self, server):
         await self.give_back(self.user()["name"], server, stop=True)
@@ -370,7 +387,12 @@ def scheduler_from_config(cfg: dict, devices=None) -> Scheduler:
     gpus = cfg["gpus"]
     if devices is None:
         devices = devices_from_config(cfg)
-    return Scheduler(devices, quotas=gpus["quotas"], default_quota=gpus["default_quota"])
+    return Scheduler(
+        devices,
+        quotas=gpus["quotas"],
+        default_quota=gpus["default_quota"],
+        orphan_grace=gpus.get("orphan_grace", ORPHAN_GRACE),
+    )
 
 
 def main() -> None:

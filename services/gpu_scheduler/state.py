@@ -18,6 +18,8 @@ from .store import Store
 
 WAIT_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, float("inf"))
 LEASE_BUCKETS = (60, 600, 1800, 3600, 7200, 14400, 28800, 86400, float("inf"))
+#: seconds a given-up place is remembered, to tell the user at their next ask
+LOST_KEPT = 86400
 
 
 class State:
@@ -45,6 +47,8 @@ class State:
         self.utilisation: dict[str, int] = {}
         #: requests their users withdrew: id -> "cancel" or "cpu" (for the waiting spawn)
         self.withdrawn: dict[str, str] = {}
+        #: places given up after the orphan grace: (user, server) -> when (for the next ask)
+        self.lost: dict[tuple[str, str], float] = {}
         #: running servers of GPU profiles that hold no lease (found by the checks)
         self.unleased: list[dict] = []
         self.registry = CollectorRegistry()
@@ -64,10 +68,29 @@ class State:
     def saved(self, step=None):
         """Record what a step granted, and store the new state."""
         for lease in step.granted if step is not None else ():
-            self.wait_seconds.observe(max(0.0, lease.granted_at - lease.request.submitted_at))
+            self.wait_seconds.observe(max(0.0, lease.granted_at - lease.request.place))
         if self.store is not None:
             self.store.save(self.scheduler)
         return step
+
+    def place_lost(self, request) -> None:
+        """Remember that ``request``'s place was given up, to tell its user at the next ask
+        (kept a day, in memory)."""
+        now = self.clock()
+        self.lost = {k: t for k, t in self.lost.items() if now - t < LOST_KEPT}
+        self.lost[(request.user, request.server)] = now
+
+    def submitted(self, request, step):
+        """What the hub is told of how ``request`` entered the queue: ``"kept"`` (it took
+        back its orphaned place), ``"lost"`` (its place was given up after the grace), or
+        None (a first ask)."""
+        key = (request.user, request.server)
+        if step.resumed is not None:
+            self.lost.pop(key, None)
+            return "kept"
+        if step.lost is not None or self.lost.pop(key, None) is not None:
+            return "lost"
+        return None
 
     def set_devices(self, devices):
         """The inventory changed (:meth:`.policy.Scheduler.set_devices` at this clock's

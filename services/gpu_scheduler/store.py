@@ -96,6 +96,10 @@ class RequestRow(Base):
     last_active: Mapped[float | None] = mapped_column(Float, nullable=True)
     borrowed: Mapped[bool] = mapped_column(Boolean, default=False)
     reclaiming: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: when the place in the queue was first taken, if before ``submitted_at``
+    queued_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: set while the request is orphaned (its spawn gone), keeping its place
+    orphaned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class QuotaRow(Base):
@@ -251,6 +255,7 @@ class Store:
     def save(self, scheduler: Scheduler) -> None:
         """Replace the stored state with the scheduler's, in one transaction."""
         rows = [_row(r) for r in scheduler.queue.values()]
+        rows += [_row(r, orphaned_at=since) for r, since in scheduler.orphans.values()]
         rows += [
             _row(lease.request, lease, lease.id in scheduler.taking_back)
             for lease in scheduler.leases.values()
@@ -280,7 +285,11 @@ class Store:
                     priority=row.priority,
                     idle_timeout=row.idle_timeout,
                     max_lifetime=row.max_lifetime,
+                    queued_at=row.queued_at,
                 )
+                if row.devices is None and row.orphaned_at is not None:
+                    scheduler.orphans[request.id] = (request, row.orphaned_at)
+                    continue
                 if row.devices is None:
                     scheduler.queue[request.id] = request
                     continue
@@ -294,7 +303,12 @@ class Store:
                 scheduler.restore_lease(lease, taking_back=row.reclaiming)
 
 
-def _row(request: Request, lease: Lease | None = None, reclaiming: bool = False) -> RequestRow:
+def _row(
+    request: Request,
+    lease: Lease | None = None,
+    reclaiming: bool = False,
+    orphaned_at: float | None = None,
+) -> RequestRow:
     return RequestRow(
         id=request.id,
         user=request.user,
@@ -311,4 +325,6 @@ def _row(request: Request, lease: Lease | None = None, reclaiming: bool = False)
         last_active=lease.last_active if lease else None,
         borrowed=lease.borrowed if lease else False,
         reclaiming=reclaiming,
+        queued_at=request.queued_at,
+        orphaned_at=orphaned_at,
     )

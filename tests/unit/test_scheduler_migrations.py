@@ -43,9 +43,17 @@ def revision(path: Path) -> list[str]:
     return found
 
 
+def columns(table: str) -> str:
+    return ", ".join(f'"{c.name}"' for c in scheduler_0_1_0.TABLES.tables[table].columns)
+
+
 def rows(path: Path) -> dict[str, set[tuple]]:
     with sqlite3.connect(path) as connection:
-        found = {t: set(connection.execute(f"SELECT * FROM {t}")) for t in store.INITIAL_COLUMNS}
+        # 0.1.0's columns, in its order (later revisions add columns, null on its rows)
+        found = {
+            t: set(connection.execute(f"SELECT {columns(t)} FROM {t}"))
+            for t in store.INITIAL_COLUMNS
+        }
     connection.close()
     return found
 
@@ -180,7 +188,7 @@ def test_an_upgrade_runs_the_new_revisions_after_copying_the_file(tmp_path, monk
     migrations = tmp_path / "migrations"
     shutil.copytree(store.MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
     (migrations / "versions" / "0000next0000_quota_note.py").write_text(
-        NEXT.format(initial=INITIAL_REVISION)
+        NEXT.format(initial=head())  # one more revision after this release's newest
     )
     monkeypatch.setattr(store, "MIGRATIONS", migrations)
     data = tmp_path / "data"

@@ -115,7 +115,7 @@ def test_a_lease_granted_while_the_hub_was_asked_is_not_judged():
     assert state.scheduler.leases == {}
 
 
-def test_a_waiting_request_whose_spawn_is_gone_is_dropped():
+def test_a_waiting_request_whose_spawn_is_gone_is_orphaned_out_of_the_queue():
     clock = Clock()
     state = make_state(clock, gpus=1)
     submit(state, "a1", "alice")
@@ -129,6 +129,9 @@ def test_a_waiting_request_whose_spawn_is_gone_is_dropped():
     run_check(state, servers, clock)
     assert list(state.scheduler.queue) == ["b1"]
     assert list(state.scheduler.leases) == ["a1"]
+    # carol's place is kept (gpus.orphan_grace) for her server asked again: see
+    # tests/unit/test_scheduler_orphans.py
+    assert list(state.scheduler.orphans) == ["c1"]
 
 
 def test_without_the_server_state_only_gone_servers_are_released():
