@@ -3,6 +3,7 @@ hub's own loader, and the NOTES users read after `helm install`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -138,8 +139,8 @@ def notes(helm, tmp_path_factory):
         'notes: {{ include "test.notes" . | quote }}\n'
     )
 
-    def notes_(*values) -> str:
-        result = helm_template(helm, values, chart=chart)
+    def notes_(*values, set_json: tuple[str, ...] = ()) -> str:
+        result = helm_template(helm, values, set_json=set_json, chart=chart)
         assert result.returncode == 0, result.stderr
         docs = [d for d in yaml.safe_load_all(result.stdout) if d and "notes" in d]
         return docs[0]["notes"]
@@ -164,3 +165,30 @@ def test_notes_ingress_admins_and_gpu_page(notes):
     assert "ada, grace" in text
     assert "https://dlhub.example.org/dl/services/gpu-scheduler/" in text
     assert "platform.hub.db_url" in text
+
+
+@pytest.mark.parametrize("kind", ["oidc", "ldap"])
+def test_notes_under_a_directory_name_no_first_admin(notes, kind):
+    """Under OIDC or LDAP nobody signs up and there is no built-in admin: the notes say
+    how people log in and who the admins are, not the native first-admin link."""
+    section = {
+        "oidc": {
+            "issuer": "https://sso.example.org/realms/lab",
+            "client_id": "dlhub",
+            "client_secret": "s3cret",
+            "admin_groups": ["hub-admins"],
+        },
+        "ldap": {
+            "server_address": "ldap.example.org",
+            "bind_dn_template": ["uid={username},ou=people,dc=example,dc=org"],
+            "group_search_base": "ou=groups,dc=example,dc=org",
+            "admin_groups": ["hub-admins"],
+        },
+    }[kind]
+    auth = {"type": kind, kind: section}
+    text = notes(set_json=(f"platform.auth={json.dumps(auth)}",))
+    assert f"platform.auth.{kind}.admin_groups." in text
+    assert "first-admin" not in text and "/hub/signup" not in text
+    assert "admin_users" not in text
+    text = notes(set_json=(f"platform.auth={json.dumps({**auth, 'admin_users': ['ada']})}",))
+    assert "and ada (platform.auth.admin_users)" in text
