@@ -298,3 +298,17 @@ def test_a_provider_name_outside_the_username_rule_is_refused(hub, provider):
     assert "'dan@lab.example' is not allowed" in hub.log()
     admin, _ = log_in(hub, "hedy")
     assert "dan@lab.example" not in {u["name"] for u in admin.api("GET", "/users").json()}
+
+
+def test_a_provider_name_differing_only_in_case_is_not_folded_onto_another_user(hub, provider):
+    """'Ann' at the provider is another account than 'ann': the hub does not lower-case it
+    into ann's hub user, it refuses the name (outside the username rule)."""
+    password = new_password()
+    provider.add_user("Ann", {"password": password, "groups": ["ml-team"]})
+    s = hub.session()
+    r = provider_login(s, hub.url, "Ann", password)
+    assert r.status_code == 403 and not logged_in(s)
+    assert "'Ann' is not allowed" in hub.log()
+    admin, _ = log_in(hub, "hedy")
+    names = {u["name"] for u in admin.api("GET", "/users").json()}
+    assert "Ann" not in names
