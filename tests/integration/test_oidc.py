@@ -312,3 +312,23 @@ def test_a_provider_name_differing_only_in_case_is_not_folded_onto_another_user(
     admin, _ = log_in(hub, "hedy")
     names = {u["name"] for u in admin.api("GET", "/users").json()}
     assert "Ann" not in names
+
+
+@pytest.mark.parametrize(
+    "name, groups, said",
+    [
+        ("gil", ["ml-team"] + [f"bulk-{i}" for i in range(5000)], "lists 5001 groups"),
+        ("hal", ["ml-team", "x" * 10_000], "longer than 255 characters"),
+    ],
+)
+def test_too_many_or_too_long_groups_are_refused_and_not_stored(hub, provider, name, groups, said):
+    password = new_password()
+    provider.add_user(name, {"password": password, "groups": groups})
+    s = hub.session()
+    r = provider_login(s, hub.url, name, password)
+    assert r.status_code == 403 and said in r.text, (r.status_code, r.text[-500:])
+    assert not logged_in(s)
+    admin, _ = log_in(hub, "hedy")
+    stored = {g["name"] for g in admin.api("GET", "/groups").json()}
+    assert not any(g.startswith(("bulk-", "xxxx")) for g in stored)
+    assert name not in {u["name"] for u in admin.api("GET", "/users").json()}
