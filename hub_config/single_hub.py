@@ -88,12 +88,24 @@ def _log(message: str, out) -> None:
     print(f"dlhub: {message}", file=out, flush=True)
 
 
-def acquire(data_dir: Path, wait: bool, out=None, clock=time.monotonic) -> HubLock:
+def acquire(
+    data_dir: Path,
+    wait: bool,
+    out=None,
+    clock=time.monotonic,
+    *,
+    lock_file: str = LOCK_FILE,
+    what: str = "hub",
+    refusal: str | None = None,
+) -> HubLock:
     """Take the file lock of ``data_dir``. Held by another process: ``wait`` (log every
-    :data:`WAIT_LOG_EVERY` seconds until it is free) or ``SystemExit`` with the reason."""
+    :data:`WAIT_LOG_EVERY` seconds until it is free) or ``SystemExit`` with the reason.
+
+    The GPU scheduler holds its own (``lock_file``; ``what`` it is, in the log lines;
+    ``refusal``: the sentence it stops with, after the holder)."""
     out = sys.stderr if out is None else out
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = data_dir / LOCK_FILE
+    path = data_dir / lock_file
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     started = clock()
     logged = None
@@ -105,19 +117,21 @@ def acquire(data_dir: Path, wait: bool, out=None, clock=time.monotonic) -> HubLo
             pass
         if not wait:
             os.close(fd)
+            if refusal is not None:
+                raise SystemExit(f"dlhub: {refusal} ({holder(path)} holds {path})")
             raise SystemExit(
                 f"dlhub: another hub runs on the data dir {data_dir} ({holder(path)}); "
                 "stop it first (Ctrl-C where it runs), or give this one another hub.data_dir"
             )
         if logged is None or clock() - logged >= WAIT_LOG_EVERY:
-            _log(f"waiting for the previous hub to exit ({holder(path)} holds {path})", out)
+            _log(f"waiting for the previous {what} to exit ({holder(path)} holds {path})", out)
             logged = clock()
         time.sleep(0.05)
     waited = clock() - started
     os.ftruncate(fd, 0)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now()}
     os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
-    _log(f"hub lock taken at {info['since']} ({path}; waited {waited:.2f} s)", out)
+    _log(f"{what} lock taken at {info['since']} ({path}; waited {waited:.2f} s)", out)
     return HubLock(path, fd, waited)
 
 
@@ -143,9 +157,19 @@ def adopt(data_dir: Path, environ) -> HubLock | None:
     return HubLock(path, fd, 0.0)
 
 
-def lock_postgres(lock: HubLock, db_url: str, wait: bool, out=None) -> None:
+def lock_postgres(
+    lock: HubLock,
+    db_url: str,
+    wait: bool,
+    out=None,
+    *,
+    key: int = PG_LOCK_KEY,
+    what: str = "hub",
+    refusal: str | None = None,
+) -> None:
     """Take the advisory lock on the hub's Postgres database, on a connection of its own
-    kept open in ``lock``; held elsewhere: wait (logging) or ``SystemExit``."""
+    kept open in ``lock``; held elsewhere: wait (logging) or ``SystemExit``. ``key``,
+    ``what``, ``refusal``: another holder's (the GPU scheduler's), as in :func:`acquire`."""
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
@@ -154,19 +178,24 @@ def lock_postgres(lock: HubLock, db_url: str, wait: bool, out=None) -> None:
     connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     query = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
     logged = None
-    while not connection.execute(query, {"key": PG_LOCK_KEY}).scalar():
+    while not connection.execute(query, {"key": key}).scalar():
         if not wait:
             connection.close()
             raise SystemExit(
-                "dlhub: another hub uses the database of hub.db_url; stop it first, "
+                f"dlhub: {refusal}"
+                if refusal is not None
+                else "dlhub: another hub uses the database of hub.db_url; stop it first, "
                 "or give this one a database of its own"
             )
         if logged is None or time.monotonic() - logged >= WAIT_LOG_EVERY:
-            _log("waiting for the previous hub to exit (it holds the database's hub lock)", out)
+            _log(
+                f"waiting for the previous {what} to exit (it holds the database's {what} lock)",
+                out,
+            )
             logged = time.monotonic()
         time.sleep(0.2)
     lock.pg = connection
-    _log(f"database hub lock taken at {now()}", out)
+    _log(f"database {what} lock taken at {now()}", out)
 
 
 def waits(cfg: dict) -> bool:

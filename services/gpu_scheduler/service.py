@@ -37,7 +37,7 @@ from jupyterhub.services.auth import HubAuth, HubAuthenticated, HubOAuth, HubOAu
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tornado import ioloop, web
 
-from . import pages, reconcile
+from . import pages, reconcile, single
 from .contract import SECRET_ENV, ContractError, HubRequest, authorization
 from .inventory import NodeWatch, api_client, declared, from_kubernetes, from_nvml, utilisation
 from .model import Request
@@ -397,8 +397,8 @@ def scheduler_from_config(cfg: dict, devices=None) -> Scheduler:
 
 def main() -> None:
     """Run the service as the hub starts it: the config from $DLHUB_CONFIG, the state
-    from $DLHUB_GPU_DB_URL, the API and pages, the periodic check and, with the
-    Kubernetes inventory, the watch of the nodes."""
+    from $DLHUB_GPU_DB_URL (held by this scheduler alone, :mod:`.single`), the API and
+    pages, the periodic check and, with the Kubernetes inventory, the watch of the nodes."""
     from hub_config.config import load_platform_config
 
     logging.basicConfig(level=logging.INFO)
@@ -408,8 +408,11 @@ def main() -> None:
 async def serve(cfg: dict) -> None:
     """:func:`main` in the event loop, until the process ends."""
     from hub_config.mapping import cookie_options
+    from hub_config.single_hub import waits
 
     log = logging.getLogger("gpu_scheduler")
+    # one scheduler per database, before anything reads it (see .single)
+    single.hold(os.environ["DLHUB_GPU_DB_URL"], waits(cfg))
     nodes = None
     if cfg["gpus"]["inventory"] == "kubernetes":
         nodes = NodeWatch(await api_client(), cfg["kubernetes"]["gpu_product_label"], log)

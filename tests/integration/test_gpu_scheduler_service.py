@@ -145,9 +145,14 @@ def test_metrics(hub, tokens):
     assert 'dlhub_gpus_leased_idle{model="A100"} 0.0' in r.text
 
 
-def test_state_survives_a_hub_restart(hub, api, tokens):
+def test_state_survives_a_hub_restart(hub, api, ask, tokens):
     before = api(tokens["admin"], "GET", "/admin/state").json()
     assert before["leases"]  # carol's, for a server that never started
+    # both GPUs held (carol's and bob's): alice's server waits, its start dies with the hub
+    assert ask("bob", json={"server": "fill"}).status_code == 201
+    waits = ask("alice", json={"server": "q"})
+    assert waits.status_code == 202, waits.text
+    first = waits.json()["waiting"]
     hub.stop()
     hub.start()
     wait_for(
@@ -163,6 +168,14 @@ def test_state_survives_a_hub_restart(hub, api, tokens):
         10,
         what="the first check to release leases without a server",
     )
+    # the waiting request is orphaned, not granted; asked again, it keeps its place (and,
+    # the GPUs being free now, gets one at once)
+    assert api(tokens["admin"], "GET", "/admin/state").json()["waiting"] == []
+    again = ask("alice", json={"server": "q"})
+    assert again.status_code == 201, again.text
+    assert again.json()["place"] == "kept" and again.json()["orphan_grace_s"] == 600
+    assert first["queued_at"] == first["submitted_at"]
+    assert api(tokens["alice"], "DELETE", "/requests/q").json()["released"]
 
 
 def scheduler_pid(hub) -> int:
@@ -217,6 +230,42 @@ def test_killed_scheduler_comes_back_with_nothing_lost_or_doubled(hub, api, toke
     assert key(api(tokens["admin"], "GET", "/admin/state").json()) == key(before)
     stop_server(hub.url, tokens["bob"], "bob")
     assert api(tokens["admin"], "GET", "/admin/state").json()["leases"] == []
+
+
+def test_a_second_scheduler_on_the_same_database_stops_and_the_first_serves_on(hub, api, tokens):
+    """Only one scheduler per database (gpu_scheduler.single): a second one started with
+    the running one's environment stops at once, before it reads or writes anything."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pid = scheduler_pid(hub)
+    environ = dict(
+        x.split("=", 1) for x in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in x
+    )
+    with socket.socket() as s:  # another port: the lock, not the port, stops it
+        s.bind(("127.0.0.1", 0))
+        environ["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:{s.getsockname()[1]}"
+    started = time.monotonic()
+    second = subprocess.run(
+        [sys.executable, "-m", "gpu_scheduler"],
+        env={**environ, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert second.returncode != 0
+    database = hub.data_dir / "gpu-scheduler.sqlite"
+    assert f"another GPU scheduler runs on the database {database}" in second.stderr
+    assert "(pid " in second.stderr and "gpu-scheduler.lock" in second.stderr  # who holds it
+    assert "Traceback" not in second.stderr
+    print(f"a second scheduler stopped in {took:.2f} s")
+    assert scheduler_pid(hub) == pid
+    assert api(tokens["admin"], "GET", "/admin/state").status_code == 200
 
 
 def test_hub_only_endpoints_refuse_users(hub, api, tokens):
