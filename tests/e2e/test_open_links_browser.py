@@ -142,14 +142,18 @@ def hub(hub_factory):
 
 @pytest.fixture(scope="module")
 def alice(hub):
-    """alice's password and an API token of hers, once an admin approved her sign-up."""
+    """alice's password and an API token of hers, once an admin approved her sign-up; her
+    server is stopped at the end (a hub that stops leaves its servers running)."""
     password = new_password()
     admin = hub.admin()
     hub.session().signup("alice", password)
     admin.approve("alice")
     session = hub.session()
     session.login("alice", password)
-    return {"password": password, "token": session.new_token("open links")}
+    token = session.new_token("open links")
+    yield {"password": password, "token": token}
+    if "" in token_api(hub.url, token, "GET", "/hub/api/users/alice").json()["servers"]:
+        stop_server(hub.url, token, "alice")
 
 
 @pytest.fixture(scope="module")
