@@ -176,7 +176,12 @@ class Scheduler:
 
         When the same user's server has an orphaned request, the new one takes its place
         if the grace is not over (:attr:`Step.resumed`); else the place is given up
-        (:attr:`Step.lost`) and the request queues at the back."""
+        (:attr:`Step.lost`) and the request queues at the back. A request of the same
+        server still waiting is taken as orphaned now: only the hub asks, once per start,
+        so that start is gone (the hub restarted before the check found out)."""
+        for waiting in list(self.queue.values()):
+            if (waiting.user, waiting.server) == (request.user, request.server):
+                self.orphans[waiting.id] = (self.queue.pop(waiting.id), now)
         self.validate(request)
         resumed = lost = None
         for orphan_id, (orphan, since) in list(self.orphans.items()):

@@ -98,6 +98,16 @@ def test_asking_again_too_late_before_any_check_is_told_lost():
     assert s.position("c2") == 3 and s.orphans == {}
 
 
+def test_asking_again_before_the_check_found_the_start_gone_keeps_the_place():
+    """The hub asks once per start: the same server asking while its request still waits
+    means the first start is gone (the hub restarted before the scheduler's check)."""
+    s = busy()
+    step = s.submit(req("c2", "carol", 50), 50)
+    assert step.resumed.id == "c1" and s.orphans == {} and "c1" not in s.queue
+    assert [r.id for r in s.waiting()] == ["b1", "c2", "d1"]
+    s.check()
+
+
 def test_another_server_of_the_same_user_does_not_take_the_place():
     s = busy()
     s.orphan("c1", 10)
