@@ -6,8 +6,10 @@ nothing with it: its own data root (kept between runs in ``.docker-engine/chaos-
 so the user image is loaded once), exec root, pid file and socket, a default bridge of
 its own (``dlhubce0``: a dockerd given ``--bridge=none`` deletes the machine's
 ``docker0``, which the other engine and the test cluster need), no iptables rules of its
-own (those chains are the machine engine's) and user networks from an address pool of
-its own (10.213.0.0/16). The user image is copied into it with
+own (those chains are the machine engine's). No ``--default-address-pool``: dockerd 20.10
+given one deletes ``docker0`` at every start that finds its previous default bridge
+network, whatever ``--bridge`` says; its user networks take subnets that no interface of
+this machine uses. The user image is copied into it with
 ``docker save | docker load`` when missing.
 
 Its ``PATH`` holds a no-op ``nvidia-container-runtime-hook``: the engine registers its
@@ -31,8 +33,6 @@ from hubtest import REPO, part_missing
 DOCKERD = "/usr/sbin/dockerd"
 #: where its images and volumes stay between runs (ignored by git with .docker-engine/)
 DATA = REPO / ".docker-engine" / "chaos-engine"
-#: the address pool of its user networks (the machine engine's are 172.17-31.x, 192.168.x)
-ADDRESS_POOL = "base=10.213.0.0/16,size=24"
 #: its default bridge, made here before it starts and removed when it is closed
 BRIDGE = "dlhubce0"
 BRIDGE_ADDRESS = "10.214.0.1/24"
@@ -101,7 +101,6 @@ class PrivateEngine:
             "--iptables=false",
             "--ip6tables=false",
             "--ip-masq=false",
-            f"--default-address-pool={ADDRESS_POOL}",
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
