@@ -39,9 +39,13 @@ BRIDGE_ADDRESS = "10.214.0.1/24"
 HOOK = "#!/bin/sh\n# no-op NVIDIA prestart hook for a host without GPUs (tests only)\nexit 0\n"
 
 
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
 def make_bridge() -> None:
     """The private engine's default bridge, unless it is there already."""
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+    if link_exists(BRIDGE):
         return
     for command in (
         ["ip", "link", "add", BRIDGE, "type", "bridge"],
@@ -88,6 +92,7 @@ class PrivateEngine:
         config.write_text("{}\n")
         self.exec_root.mkdir(exist_ok=True)
         make_bridge()
+        docker0 = link_exists("docker0")
         env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
         env.pop("DOCKER_HOST", None)
         command = [
@@ -113,6 +118,10 @@ class PrivateEngine:
                 self.stop()
                 raise RuntimeError(f"the private dockerd did not start:\n{tail}")
             time.sleep(0.2)
+        if docker0 and not link_exists("docker0"):
+            raise RuntimeError(
+                "the private dockerd deleted the machine engine's docker0; see its flags"
+            )
         return self
 
     def stop(self, timeout: float = 60) -> None:
