@@ -230,6 +230,7 @@ def test_hub_killed_servers_leases_survive_and_no_service_is_left(world, chaos_r
     servers = servers_snapshot(world)
     assert all(ready for ready, _, _ in servers.values()), servers
     gpus = world.gpu_state()
+    queued_before = world.scheduler.state(world.admin_token)["waiting"]
     old = one_each(world)
     old_token = environ_of(old["gpu-scheduler"])["JUPYTERHUB_API_TOKEN"]
     culler_token = environ_of(old["idle-culler"])["JUPYTERHUB_API_TOKEN"]
@@ -275,10 +276,14 @@ def test_hub_killed_servers_leases_survive_and_no_service_is_left(world, chaos_r
     assert state["leases"] == gpus["leases"]  # none lost, doubled or leaked
     if world.queued:
         # a start waiting in the GPU queue dies with the hub (JupyterHub keeps no pending
-        # spawn): its request is dropped at the scheduler's first check, nothing is left
-        # waiting or leased for it, and starting again puts the user back in the queue
+        # spawn): the scheduler's first check orphans its request (out of the queue, no
+        # GPU held for it) and keeps its place for gpus.orphan_grace; starting again
+        # within it, the user is back in the same place (the progress page says so:
+        # tests/integration/test_gpu_queue_restart.py)
         assert state["queue"] == []
         assert world.server(world.queued) is None
+        (before,) = [w for w in queued_before if w["user"] == world.queued]
+        asked = time.monotonic()
         r = token_api(
             hub.url,
             world.tokens[world.queued],
@@ -287,8 +292,19 @@ def test_hub_killed_servers_leases_survive_and_no_service_is_left(world, chaos_r
             json={"profile": "gpu"},
         )
         assert r.status_code == 202, r.text
+
+        def back_in_place():
+            waiting = world.scheduler.state(world.admin_token)["waiting"]
+            mine = [w for w in waiting if w["user"] == world.queued]
+            return len(mine) == 1 and mine[0]["position"] == before["position"] and mine[0]
+
+        measure(back_in_place, 30, "the user back in the same place of the queue")
+        chaos_record(scenario, "queued user back in the same place", time.monotonic() - asked)
+        again = back_in_place()
+        assert again["queued_at"] == before["queued_at"] and again["id"] != before["id"]
+        assert again["submitted_at"] > before["submitted_at"]
         measure(
-            lambda: [(u, p) for _, u, p in world.gpu_state()["queue"]] == [(world.queued, 1)],
+            lambda: f"{world.queued} kept its place in the GPU queue" in hub.log(),
             10,
-            "the user queued again",
+            "the hub's log line for the kept place",
         )
