@@ -131,11 +131,18 @@ test-k8s: install images helm ## run the chart and Kubernetes suites (a real sin
 	@$(VENV)/bin/pytest tests/chart tests/k8s $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy
+bench: install images ## the benchmarks: spawn-to-ready vs bare JupyterHub, GPU scheduling policy, load
 	@echo "==> bench/scheduler: decision latency and the trace simulation (a minute)"
 	@$(VENV)/bin/python bench/scheduler/run.py
 	@echo "==> bench/spawn: 20 spawns on each hub (a few minutes)"
 	@$(VENV)/bin/python bench/spawn/run.py
+	@$(MAKE) --no-print-directory bench-load
+
+.PHONY: bench-load
+bench-load: install images ## the load benchmark: 500 users sign in, a burst of servers starts (local, docker)
+	@echo "==> bench/load: 500 sign-ins, 100 local and 50 docker servers at once (15 to 30 minutes)"
+	@$(VENV)/bin/python bench/load/run.py
+	@$(VENV)/bin/python bench/load/report.py
 
 .PHONY: engine
 engine: ## start a Docker engine (installs docker.io) and make sure the images' base exists

@@ -24,7 +24,7 @@ BACKENDS = ("local", "docker", "local-postgres", "docker-postgres")
 
 
 def _s(value) -> str:
-    return "–" if value is None else f"{value:g} s"
+    return "–" if value is None else f"{value:.3g} s"
 
 
 def table(doc: dict) -> str:
@@ -73,8 +73,8 @@ def plot(doc: dict, backend: str, path: Path) -> None:
     labels = {
         "storm_event_loop": "sign-in storm, bcrypt on the event loop (before)",
         "storm": "sign-in storm, bcrypt in the thread pool",
-        "burst": "server burst (spawn, proxy, kernel, cell)",
-        "after": "stop",
+        "burst": "server burst (spawn, proxy, kernel, cell, stop)",
+        "after": "after",
     }
     fig, ax = plt.subplots(figsize=(9, 4))
     for phase, label in labels.items():

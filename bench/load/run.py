@@ -476,8 +476,8 @@ def summary(out: dict) -> dict:
         "sign_in_all_s": storm["all_s"],
         "burst_servers": b["servers"],
         "burst_ready_s": b["ready_s"],
+        # every server not ready has its error among out["errors"] (spawn, journey)
         "errors_other_than_429": sum(out["errors"].values())
-        + (b["servers"] - b["ready"])
         + (b["ready"] - b["reachable"])
         + b["stale_routes"]
         + b["stopped_still_answering"],
@@ -513,9 +513,20 @@ def main(argv=None) -> int:
         "its figures are kept as <backend>-postgres)",
     )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "load.json"))
+    ap.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="only make the summary at the top of --out again from its details",
+    )
     args = ap.parse_args(argv)
     results: dict = {}
     out_path = Path(args.out)
+    if args.summarize_only:
+        old = json.loads(out_path.read_text())
+        summaries = {label: summary(d) for label, d in old["details"].items()}
+        doc = {**summaries, "note": NOTE, "details": old["details"]}
+        out_path.write_text(json.dumps(doc, indent=1) + "\n")
+        return 0
     if out_path.exists():  # keep the other backend's figures when running one
         old = json.loads(out_path.read_text())
         results = {
