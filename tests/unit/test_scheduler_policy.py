@@ -167,9 +167,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             for waiting in self.s.waiting():
                 if not self.s.within_quota(waiting):
                     continue
-                earlier = (-waiting.priority, waiting.submitted_at, waiting.id) < (
+                earlier = (-waiting.priority, waiting.place, waiting.id) < (
                     -granted.request.priority,
-                    granted.request.submitted_at,
+                    granted.request.place,
                     granted.request.id,
                 )
                 models = {self.s.devices[u].model for u in granted.devices}
@@ -221,6 +221,38 @@ class SchedulerMachine(RuleBasedStateMachine):
     def cancel(self, data):
         self.now += 1
         self.apply(self.s.cancel(data.draw(st.sampled_from(sorted(self.s.queue))), self.now))
+
+    @precondition(lambda self: self.s.queue)
+    @rule(data=st.data())
+    def orphan(self, data):
+        """The hub restarted: a waiting start is gone (its place kept for the grace)."""
+        self.now += 1
+        self.apply(self.s.orphan(data.draw(st.sampled_from(sorted(self.s.queue))), self.now))
+
+    @precondition(lambda self: self.s.orphans)
+    @rule(data=st.data())
+    def ask_again(self, data):
+        """The orphan's server asks again: within the grace it takes back its place."""
+        self.now += 1
+        self.n += 1
+        orphan, since = self.s.orphans[data.draw(st.sampled_from(sorted(self.s.orphans)))]
+        again = Request(**{**orphan.__dict__, "id": f"r{self.n}", "submitted_at": self.now})
+        kept = self.now - since <= self.s.orphan_grace
+        step = self.s.submit(again, self.now)
+        assert (step.resumed is not None) == kept and (step.lost is not None) == (not kept)
+        if kept and again.id in self.s.queue:
+            assert self.s.queue[again.id].place == orphan.place
+        self.apply(step)
+
+    @rule(seconds=st.sampled_from([1, 600, 601]))
+    def expire(self, seconds):
+        self.now += seconds
+        for request in self.s.expire_orphans(self.now):
+            assert request.id not in self.s.queue and request.id not in self.s.leases
+
+    @invariant()
+    def orphans_hold_nothing(self):
+        assert not set(self.s.orphans) & (set(self.s.leases) | set(self.s.queue))
 
     @invariant()
     def no_device_in_two_leases(self):
