@@ -9,7 +9,7 @@ API token), so the token inside a user's server, even an admin's, cannot reach t
     GET    api/me                    the caller's leases and waiting requests
     DELETE api/requests/SERVER       cancel a wait (?then=cpu: start without GPUs instead)
                                      or stop the caller's server and release its GPUs
-    GET    api/admin/state           (admin) every lease and the queue
+    GET    api/admin/state           (admin) every lease, the queue and the orphaned requests
     POST   api/admin/leases/ID/reclaim   (admin) reclaim: stop the server, release its GPUs
     PUT    api/admin/quotas          (admin) {"group": GPUs, ...}
     GET    metrics                   (admin) Prometheus metrics
@@ -274,6 +274,18 @@ class AdminStateHandler(BaseHandler):
                 "quotas": s.quotas,
                 "default_quota": s.default_quota,
                 "unleased_servers": self.state.unleased,
+                # waiting starts lost to a hub restart, keeping their place until expires_at
+                "orphaned": [
+                    {
+                        "id": r.id,
+                        "user": r.user,
+                        "server": r.server,
+                        "queued_at": r.place,
+                        "orphaned_at": since,
+                        "expires_at": since + s.orphan_grace,
+                    }
+                    for r, since in sorted(s.orphans.values(), key=lambda x: x[0].place)
+                ],
             }
         )
 

@@ -271,6 +271,31 @@ def test_the_same_server_cannot_ask_twice(stopped):
     assert len(state.scheduler.leases) == 1
 
 
+def test_a_server_asking_again_after_a_hub_restart_is_told_it_kept_its_place(stopped):
+    clock = Clock()
+    state = make_state(clock, gpus=1)
+    grant(state, "a1", "alice")
+    grant(state, "b1", "bob")
+    state.scheduler.orphan("b1", clock())  # the hub restarted: bob's start is gone
+
+    async def scenario(api):
+        code, answer = await api.call("GET", "api/admin/state", token="admin-token")
+        (orphan,) = answer["orphaned"]
+        assert (orphan["id"], orphan["user"], answer["waiting"]) == ("b1", "bob", [])
+        assert orphan["expires_at"] == orphan["orphaned_at"] + 600
+        body = hub_request(user="bob", groups=[], server="")
+        code, again = await api.call("POST", "api/hub/requests", hub=True, body=body)
+        assert code == 202 and (again["place"], again["orphan_grace_s"]) == ("kept", 600)
+        assert again["waiting"]["position"] == 1
+        assert again["waiting"]["queued_at"] == orphan["queued_at"]
+        # a first ask is told nothing of the kind
+        body = hub_request(user="carol", groups=[], server="")
+        code, first = await api.call("POST", "api/hub/requests", hub=True, body=body)
+        assert code == 202 and "place" not in first
+
+    serve(state, scenario)
+
+
 def test_hub_capacity_is_as_the_user_sees_it(stopped):
     state = make_state(Clock())
     grant(state, "a1", "alice", groups=("ml",))
