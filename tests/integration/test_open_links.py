@@ -1,6 +1,7 @@
 """ "Open in dlhub" links with a GPU profile, over HTTP: the link's start joins the GPU queue
 like any start (the progress shows the place), and once a GPU is free the server starts
-and the spawn page goes on to the pull. The browser journey is tests/e2e/test_open_links_browser.py.
+and the spawn page goes on to the pull. The browser journey is
+tests/e2e/test_open_links_browser.py.
 """
 
 import json
