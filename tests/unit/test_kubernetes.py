@@ -198,8 +198,14 @@ EXPECTED_GPU_TRAITS = {
         "bind_url": "https://example.org/dlhub/",
         "hub_bind_url": "http://0.0.0.0:8081",
         "db_url": "sqlite:////srv/dlhub/jupyterhub.sqlite",
+        "db_kwargs": {"connect_args": {"check_same_thread": False, "timeout": 30}},
+        "concurrent_spawn_limit": 10,
+        "active_server_limit": 0,
         "cookie_secret_file": "/srv/dlhub/jupyterhub_cookie_secret",
-        "tornado_settings": {"cookie_options": {"samesite": "Lax", "secure": True}},
+        "tornado_settings": {
+            "cookie_options": {"samesite": "Lax", "secure": True},
+            "headers": {},
+        },
         "pid_file": "/srv/dlhub/jupyterhub.pid",
         "proxy_class": "hub_config.proxy.ConfigurableHTTPProxy",
         "log_level": "INFO",
@@ -266,6 +272,7 @@ EXPECTED_GPU_TRAITS = {
     "Authenticator": {"admin_users": {"admin"}, "allow_all": True},
     "DlhubAuthenticator": {
         "approve_known_users": True,
+        "password_hash_threads": 4,
         "login_throttle_failures": 10,
         "login_throttle_seconds": 600,
         "signup_throttle_attempts": 10,
