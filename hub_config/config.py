@@ -230,19 +230,11 @@ def _check_auth(auth: dict, source: str) -> None:
             "auth.oidc.client_secret",
             "set exactly one of auth.oidc.client_secret and auth.oidc.client_secret_file",
         )
-    if not (
-        oidc["allow_all"]
-        or oidc["allowed_groups"]
-        or oidc["allowed_users"]
-        or oidc["admin_groups"]
-        or auth["admin_users"]
-    ):
-        raise ConfigError(
-            source,
-            "auth.oidc.allowed_groups",
-            "nobody could log in: name allowed_groups, allowed_users or admin_groups, "
-            "or set allow_all",
-        )
+    from .directory import nobody_allowed
+
+    nobody = nobody_allowed(auth, "oidc")
+    if nobody:
+        raise ConfigError(source, *nobody)
 
 
 #: Longest ``<fullname>-group-`` the chart makes (its ``<fullname>`` has at most 40 characters).

@@ -12,7 +12,8 @@ ldapauthenticator is said in :mod:`hub_config.ldap_auth`.
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
+
+from . import directory
 
 #: The class ``JupyterHub.authenticator_class`` names for ``auth.type: ldap``.
 AUTHENTICATOR_CLASS = "hub_config.ldap_auth.DirectoryAuthenticator"
@@ -46,12 +47,7 @@ def ldap_traits(auth: dict) -> dict[str, dict]:
         "group_search_base": ldap["group_search_base"] or "",
         "group_search_filter": ldap["group_search_filter"],
         "group_name_attribute": ldap["group_name_attribute"],
-        "directory_allowed_groups": set(ldap["allowed_groups"]),
-        "directory_admin_groups": set(ldap["admin_groups"]),
-        "allowed_users": set(ldap["allowed_users"]),
-        "allow_all": ldap["allow_all"],
-        # who leaves the directory's groups must not stay allowed because the hub knew them
-        "allow_existing_users": False,
+        **directory.access_traits(ldap, groups_trait_prefix="directory_"),
         # the directory's groups are the user's hub groups, set at each log-in (and start)
         "manage_groups": bool(ldap["group_search_base"]),
     }
@@ -72,11 +68,9 @@ def ldap_traits(auth: dict) -> dict[str, dict]:
         section["lookup_dn_search_password"] = ldap["lookup_dn_search_password"]
     if ldap["lookup_dn_search_password_file"]:
         section["lookup_dn_search_password_file"] = ldap["lookup_dn_search_password_file"]
-    return {
-        "JupyterHub": {"authenticator_class": AUTHENTICATOR_CLASS},
-        "Authenticator": {"admin_users": set(auth["admin_users"])},
-        "DirectoryAuthenticator": section,
-    }
+    return directory.authenticator_config(
+        auth, AUTHENTICATOR_CLASS, "DirectoryAuthenticator", section
+    )
 
 
 def problems(auth: dict) -> list[tuple[str, str]]:
@@ -113,20 +107,9 @@ def problems(auth: dict) -> list[tuple[str, str]]:
         out.append(("auth.ldap.lookup_dn_search_user", "needed with its password"))
     if (ldap["allowed_groups"] or ldap["admin_groups"]) and not ldap["group_search_base"]:
         out.append(("auth.ldap.group_search_base", "needed with allowed_groups and admin_groups"))
-    if not (
-        ldap["allow_all"]
-        or ldap["allowed_groups"]
-        or ldap["allowed_users"]
-        or ldap["admin_groups"]
-        or auth["admin_users"]
-    ):
-        out.append(
-            (
-                "auth.ldap.allowed_groups",
-                "nobody could log in: name allowed_groups, allowed_users or admin_groups, "
-                "or set allow_all",
-            )
-        )
+    nobody = directory.nobody_allowed(auth, "ldap")
+    if nobody:
+        out.append(nobody)
     return out
 
 
@@ -134,14 +117,11 @@ def startup_problem(auth: dict) -> str | None:
     """What stops the hub from starting with this ``auth`` section (one line naming the
     key), or None. Reads the lookup password's file and the CA file."""
     ldap = auth["ldap"]
-    path = ldap["lookup_dn_search_password_file"]
-    if path:
-        try:
-            secret = Path(path).read_text().strip()
-        except OSError as e:
-            return f"auth.ldap.lookup_dn_search_password_file: cannot read {path} ({e.strerror})"
-        if not secret:
-            return f"auth.ldap.lookup_dn_search_password_file: {path} is empty"
+    problem = directory.secret_file_problem(
+        "auth.ldap.lookup_dn_search_password_file", ldap["lookup_dn_search_password_file"]
+    )
+    if problem:
+        return problem
     path = ldap["ca_file"]
     if path:
         try:

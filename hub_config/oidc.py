@@ -32,7 +32,7 @@ from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from traitlets import Enum, Unicode, default
 
-from . import usernames
+from . import directory, usernames
 
 #: The class ``JupyterHub.authenticator_class`` names for ``auth.type: oidc``.
 AUTHENTICATOR_CLASS = "hub_config.oidc.OIDCAuthenticator"
@@ -313,12 +313,7 @@ def oidc_traits(auth: dict) -> dict[str, dict]:
         # groups from the claim are the user's hub groups, set at each log-in and refresh
         "manage_groups": True,
         "auth_state_groups_key": f"{USER_KEY}.{oidc['groups_claim']}",
-        "allowed_groups": set(oidc["allowed_groups"]),
-        "admin_groups": set(oidc["admin_groups"]),
-        "allowed_users": set(oidc["allowed_users"]),
-        "allow_all": oidc["allow_all"],
-        # who leaves the directory must not stay allowed because the hub knew them
-        "allow_existing_users": False,
+        **directory.access_traits(oidc),
         # tokens kept (encrypted) so that each start and refresh asks the provider again
         "enable_auth_state": True,
         "refresh_pre_spawn": True,
@@ -332,22 +327,12 @@ def oidc_traits(auth: dict) -> dict[str, dict]:
         section["oauth_callback_url"] = oidc["callback_url"]
     if oidc["ca_file"]:
         section["ca_file"] = oidc["ca_file"]
-    return {
-        "JupyterHub": {"authenticator_class": AUTHENTICATOR_CLASS},
-        "Authenticator": {"admin_users": set(auth["admin_users"])},
-        "OIDCAuthenticator": section,
-    }
+    return directory.authenticator_config(auth, AUTHENTICATOR_CLASS, "OIDCAuthenticator", section)
 
 
 def startup_problem(auth: dict) -> str | None:
     """What stops the hub from starting with this ``auth`` section (one line naming the
     key), or None. Reads the client secret's file."""
-    path = auth["oidc"]["client_secret_file"]
-    if path:
-        try:
-            secret = Path(path).read_text().strip()
-        except OSError as e:
-            return f"auth.oidc.client_secret_file: cannot read {path} ({e.strerror})"
-        if not secret:
-            return f"auth.oidc.client_secret_file: {path} is empty"
-    return None
+    return directory.secret_file_problem(
+        "auth.oidc.client_secret_file", auth["oidc"]["client_secret_file"]
+    )
