@@ -13,6 +13,7 @@ import requests
 
 from dockertest import docker_section
 from gputest import SchedulerClient, gpu_hub_config
+from hub_config.managed_services import cmdline
 from hubtest import RunningHub, start_server, token_api, wait_for
 
 #: ``(scenario, what, value, unit)`` measured by the chaos modules, in the order taken
@@ -41,15 +42,6 @@ def measure(predicate, timeout: float, what: str, interval: float = 0.1) -> floa
     started = time.monotonic()
     wait_for(predicate, timeout, interval=interval, what=what)
     return time.monotonic() - started
-
-
-def cmdline(pid: int) -> list[str]:
-    """The command line of ``pid`` ([] when it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def pids_of(*words: str) -> list[int]:
