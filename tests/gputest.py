@@ -6,9 +6,15 @@ client for the scheduler of a running test hub (:class:`hubtest.RunningHub`).
 - :class:`SchedulerClient`: the scheduler's JSON API as users and admins reach it (through
   the hub's proxy, with a hub token) and as the hub itself calls it (on the scheduler's
   own port, with the secret the hub shares with it).
+- :func:`lock_holder`, :func:`read_until`: a process holding the one-scheduler-per-database
+  lock (``gpu_scheduler.single``), as a scheduler does, and reading what it says.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
 
 import requests
 
@@ -213,3 +219,37 @@ class RecordedNVML:
         from types import SimpleNamespace
 
         return SimpleNamespace(**self._answer(card, "utilization"))
+
+
+#: a process that takes the one-scheduler-per-database lock of ``argv[1]`` as a scheduler
+#: does (``argv[2]``: ``wait`` or ``stop`` when it is held), says ``held``, and keeps it
+LOCK_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from gpu_scheduler import single
+    single.hold(sys.argv[1], wait=sys.argv[2] == "wait", out=sys.stdout)
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def lock_holder(url: str, wait: bool) -> subprocess.Popen:
+    """A process taking the scheduler's lock on the database at ``url`` (waiting for it, or
+    stopping, when another holds it); its output (stdout and stderr) is a text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, url, "wait" if wait else "stop"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(child: subprocess.Popen, text: str, lines: list[str]) -> None:
+    """Read ``child``'s lines into ``lines`` until one holds ``text``; AssertionError with
+    what it said when it ends first."""
+    for line in child.stdout:
+        lines.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never came: {lines}")

@@ -9,48 +9,19 @@ The real scheduler processes are in tests/integration/test_gpu_scheduler_service
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 from gpu_scheduler import single
-
-SCHEDULER = textwrap.dedent(
-    """
-    import sys, time
-    from gpu_scheduler import single
-    single.hold(sys.argv[1], wait=sys.argv[2] == "wait", out=sys.stdout)
-    print("held", flush=True)
-    time.sleep(60)
-    """
-)
-
-
-def scheduler(url: str, wait: bool) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", SCHEDULER, url, "wait" if wait else "stop"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def until(child: subprocess.Popen, text: str, lines: list[str]) -> None:
-    for line in child.stdout:
-        lines.append(line)
-        if text in line:
-            return
-    raise AssertionError(f"{text!r} never came: {lines}")
+from gputest import lock_holder, read_until
 
 
 @pytest.fixture
 def first(tmp_path):
     url = f"sqlite:///{tmp_path / 'gpu-scheduler.sqlite'}"
-    child = scheduler(url, wait=False)
-    until(child, "held", [])
+    child = lock_holder(url, wait=False)
+    read_until(child, "held", [])
     yield url, child
     child.kill()
     child.wait()
@@ -58,7 +29,7 @@ def first(tmp_path):
 
 def test_a_second_scheduler_on_the_same_database_stops_naming_it_and_the_first(first, tmp_path):
     url, child = first
-    second = scheduler(url, wait=False)
+    second = lock_holder(url, wait=False)
     out, _ = second.communicate(timeout=30)
     assert second.returncode != 0
     assert "held" not in out
@@ -69,16 +40,16 @@ def test_a_second_scheduler_on_the_same_database_stops_naming_it_and_the_first(f
 
 def test_a_waiting_scheduler_takes_over_once_the_first_is_killed(first):
     url, child = first
-    second = scheduler(url, wait=True)
+    second = lock_holder(url, wait=True)
     lines: list[str] = []
     try:
-        until(second, "waiting for the previous GPU scheduler to exit", lines)
+        read_until(second, "waiting for the previous GPU scheduler to exit", lines)
         assert f"pid {child.pid} on host" in lines[-1]
         time.sleep(1)
         assert second.poll() is None and not any("held" == x.strip() for x in lines)
         child.kill()  # kill -9
         killed = time.monotonic()
-        until(second, "held", lines)
+        read_until(second, "held", lines)
         took = time.monotonic() - killed
         assert any("GPU scheduler lock taken at" in x for x in lines), lines
         assert took < 2, took  # polled every 50 ms
