@@ -8,12 +8,16 @@ import re
 import subprocess
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "dlhub"
 HERE = Path(__file__).resolve().parent
 HELM_VERSION = "v3.19.0"
 KUBE_VERSION = "1.30.0"
 RELEASE = "t"
+#: the chart's ``<fullname>`` for :data:`RELEASE`
+FULL = f"{RELEASE}-dlhub"
 NAMESPACE = "dlhub"
 PDB_API = "policy/v1/PodDisruptionBudget"
 
@@ -43,6 +47,12 @@ def helm_template(
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
+def rendered(done: subprocess.CompletedProcess) -> list[dict]:
+    """The manifests of a `helm template` run (:func:`helm_template`) that must succeed."""
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
 def kinds(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -61,6 +71,24 @@ def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
         for d in docs
         if d["kind"] in workloads
     ]
+
+
+def hub_pod(docs: list[dict]) -> dict:
+    """The pod spec of the hub's Deployment."""
+    return one(docs, "Deployment", f"{FULL}-hub")["spec"]["template"]["spec"]
+
+
+def hub_volume(docs: list[dict], name: str) -> tuple[dict, dict]:
+    """The hub pod's volume ``name`` and the hub container's mount of it."""
+    spec = hub_pod(docs)
+    volume = next(v for v in spec["volumes"] if v["name"] == name)
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == name)
+    return volume, mount
+
+
+def platform_config(docs: list[dict]) -> dict:
+    """The platform config (dlhub.yaml) the chart writes into its Secret for the hub."""
+    return yaml.safe_load(one(docs, "Secret", f"{FULL}-platform")["stringData"]["dlhub.yaml"])
 
 
 def containers(spec: dict) -> list[dict]:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from chartkit import RELEASE, helm_template, one
+from chartkit import helm_template, hub_volume, platform_config, rendered
 
 from hub_config.config import validate
 
 pytestmark = pytest.mark.k8s
 
-FULL = f"{RELEASE}-dlhub"
 LDAP = {
     "server_address": "ldap.example.org",
     "bind_dn_template": ["uid={username},ou=people,dc=example,dc=org"],
@@ -33,24 +31,19 @@ def render(helm, **ldap_extra):
 
 
 def test_the_password_comes_from_the_secret_as_a_file(helm):
-    done = render(helm)
-    assert done.returncode == 0, done.stderr
-    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
-    hub = one(docs, "Deployment", f"{FULL}-hub")["spec"]["template"]["spec"]
-    volume = next(v for v in hub["volumes"] if v["name"] == "ldap-bind-password")
+    docs = rendered(render(helm))
+    volume, mount = hub_volume(docs, "ldap-bind-password")
     assert volume["secret"] == {
         "secretName": "dlhub-ldap",
         "defaultMode": 0o440,
         "items": [{"key": "bind", "path": "bind-password"}],
     }
-    mount = next(m for m in hub["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     assert mount == {
         "name": "ldap-bind-password",
         "mountPath": "/etc/dlhub/ldap",
         "readOnly": True,
     }
-    secret = one(docs, "Secret", f"{FULL}-platform")
-    platform = yaml.safe_load(secret["stringData"]["dlhub.yaml"])
+    platform = platform_config(docs)
     ldap = platform["auth"]["ldap"]
     assert ldap["lookup_dn_search_password_file"] == "/etc/dlhub/ldap/bind-password"
     assert "lookup_dn_search_password" not in ldap

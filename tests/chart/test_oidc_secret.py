@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from chartkit import RELEASE, helm_template, one
+from chartkit import helm_template, hub_pod, hub_volume, platform_config, rendered
 
 from hub_config.config import validate
 
 pytestmark = pytest.mark.k8s
 
-FULL = f"{RELEASE}-dlhub"
 OIDC = {
     "issuer": "https://sso.example.org/realms/lab",
     "client_id": "dlhub",
@@ -34,27 +32,24 @@ def render(helm, secret: bool = True, **oidc_extra):
 
 
 def test_the_client_secret_comes_from_the_secret_as_a_file(helm):
-    done = render(helm)
-    assert done.returncode == 0, done.stderr
-    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
-    hub = one(docs, "Deployment", f"{FULL}-hub")["spec"]["template"]["spec"]
-    volume = next(v for v in hub["volumes"] if v["name"] == "oidc-client-secret")
+    docs = rendered(render(helm))
+    volume, mount = hub_volume(docs, "oidc-client-secret")
     assert volume["secret"] == {
         "secretName": "dlhub-oidc",
         "defaultMode": 0o440,
         "items": [{"key": "secret", "path": "client-secret"}],
     }
-    container = hub["containers"][0]
-    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
     assert mount == {
         "name": "oidc-client-secret",
         "mountPath": "/etc/dlhub/oidc",
         "readOnly": True,
     }
     # the auth state's key: the chart's generated Secret, not a file in the data dir
-    crypt = next(e for e in container["env"] if e["name"] == "JUPYTERHUB_CRYPT_KEY")
+    crypt = next(
+        e for e in hub_pod(docs)["containers"][0]["env"] if e["name"] == "JUPYTERHUB_CRYPT_KEY"
+    )
     assert crypt["valueFrom"]["secretKeyRef"]["key"] == "crypt-key"
-    platform = yaml.safe_load(one(docs, "Secret", f"{FULL}-platform")["stringData"]["dlhub.yaml"])
+    platform = platform_config(docs)
     oidc = platform["auth"]["oidc"]
     assert oidc == {**OIDC, "client_secret_file": "/etc/dlhub/oidc/client-secret"}
     # the hub's own loader takes what the chart wrote
@@ -77,7 +72,5 @@ def test_the_chart_schema_refuses_bad_auth_keys(helm):
 
 def test_no_secret_no_mount(helm):
     done = render(helm, secret=False, client_secret_file="/run/secrets/oidc")
-    assert done.returncode == 0, done.stderr
-    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
-    hub = one(docs, "Deployment", f"{FULL}-hub")["spec"]["template"]["spec"]
+    hub = hub_pod(rendered(done))
     assert all(v["name"] != "oidc-client-secret" for v in hub["volumes"])
