@@ -25,6 +25,14 @@ def access_traits(section: dict, groups_trait_prefix: str = "") -> dict:
     }
 
 
+def given(section: dict, *keys: str, **renamed: str) -> dict:
+    """The keys of ``section`` that are set (not empty, not 0), as traits of the same name;
+    ``renamed``: ``trait="key"`` for a trait named otherwise than its config key. An unset
+    key leaves the authenticator's own default."""
+    pairs = [(key, key) for key in keys] + list(renamed.items())
+    return {trait: section[key] for trait, key in pairs if section[key]}
+
+
 def authenticator_config(
     auth: dict, class_path: str, class_name: str, section: dict
 ) -> dict[str, dict]:

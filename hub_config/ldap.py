@@ -51,12 +51,16 @@ def ldap_traits(auth: dict) -> dict[str, dict]:
         # the directory's groups are the user's hub groups, set at each log-in (and start)
         "manage_groups": bool(ldap["group_search_base"]),
     }
-    if ldap["server_port"]:
-        section["server_port"] = ldap["server_port"]
-    if ldap["user_search_base"]:
-        section["user_search_base"] = ldap["user_search_base"]
-    if ldap["search_filter"]:
-        section["search_filter"] = ldap["search_filter"]
+    section.update(
+        directory.given(
+            ldap,
+            "server_port",
+            "user_search_base",
+            "search_filter",
+            "lookup_dn_search_password",
+            "lookup_dn_search_password_file",
+        )
+    )
     if ldap["lookup_dn"]:
         section["lookup_dn_user_dn_attribute"] = ldap["user_attribute"]
     if ldap["lookup_dn_search_user"]:
@@ -64,10 +68,6 @@ def ldap_traits(auth: dict) -> dict[str, dict]:
         # each server start reads the user's entry and groups again
         section["refresh_pre_spawn"] = True
         section["auth_refresh_age"] = ldap["refresh_seconds"]
-    if ldap["lookup_dn_search_password"]:
-        section["lookup_dn_search_password"] = ldap["lookup_dn_search_password"]
-    if ldap["lookup_dn_search_password_file"]:
-        section["lookup_dn_search_password_file"] = ldap["lookup_dn_search_password_file"]
     return directory.authenticator_config(
         auth, AUTHENTICATOR_CLASS, "DirectoryAuthenticator", section
     )

@@ -319,14 +319,15 @@ def oidc_traits(auth: dict) -> dict[str, dict]:
         "refresh_pre_spawn": True,
         "auth_refresh_age": oidc["refresh_seconds"],
     }
-    if oidc["client_secret"]:
-        section["client_secret"] = oidc["client_secret"]
-    if oidc["client_secret_file"]:
-        section["client_secret_file"] = oidc["client_secret_file"]
-    if oidc["callback_url"]:
-        section["oauth_callback_url"] = oidc["callback_url"]
-    if oidc["ca_file"]:
-        section["ca_file"] = oidc["ca_file"]
+    section.update(
+        directory.given(
+            oidc,
+            "client_secret",
+            "client_secret_file",
+            "ca_file",
+            oauth_callback_url="callback_url",
+        )
+    )
     return directory.authenticator_config(auth, AUTHENTICATOR_CLASS, "OIDCAuthenticator", section)
 
 
