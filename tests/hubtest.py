@@ -387,6 +387,39 @@ class Browserless(requests.Session):
         r.raise_for_status()
         return r.json()["token"]
 
+    def me(self) -> dict:
+        """The hub's model of the logged-in user (``GET /hub/api/user``)."""
+        r = self.api("GET", "/user")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def spawn_form(self) -> str:
+        """The hub's spawn page (the profiles this user may pick)."""
+        r = self.get(self.url("/hub/spawn"))
+        assert r.status_code == 200, r.status_code
+        return r.text
+
+    def start_server(self, name: str, options: dict | None = None, timeout: float = 120):
+        """Start ``name``'s default server with this session's cookie; wait until ready."""
+        r = self.api("POST", f"/users/{name}/server", json=options or {})
+        assert r.status_code in (201, 202), r.text
+
+        def ready():
+            server = self.api("GET", f"/users/{name}").json()["servers"].get("")
+            return server and server["ready"]
+
+        wait_for(ready, timeout, interval=0.5, what=f"{name}'s server")
+
+    def stop_server(self, name: str, timeout: float = 60) -> None:
+        """Stop ``name``'s default server with this session's cookie; wait until it is gone."""
+        r = self.api("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204), r.text
+        wait_for(
+            lambda: "" not in self.api("GET", f"/users/{name}").json()["servers"],
+            timeout,
+            what=f"{name}'s server to stop",
+        )
+
 
 def token_api(base: str, token: str, method: str, path: str, **kw) -> requests.Response:
     """Call a hub or server API with a token in the Authorization header (never the URL)."""

@@ -13,6 +13,8 @@ import importlib
 import sys
 from pathlib import Path
 
+import pytest
+
 from hubtest import REPO, part_missing
 from tlstest import TestCA
 
@@ -52,3 +54,21 @@ def ldap_section(server, ca: TestCA, **extra) -> dict:
         "admin_groups": ["dlhub-admins"],
         **extra,
     }
+
+
+def directory_fixtures(users: dict, groups: dict):
+    """The module-scoped fixtures ``ca`` (a :class:`TestCA`) and ``directory`` (slapd
+    serving ``users`` and ``groups``, see :func:`start_directory`, stopped at the end).
+    A test module binds both: ``ca, directory = directory_fixtures(PASSWORDS, GROUPS)``."""
+
+    @pytest.fixture(scope="module", name="ca")
+    def ca_fixture(tmp_path_factory):
+        return TestCA(tmp_path_factory.mktemp("ldap-ca"))
+
+    @pytest.fixture(scope="module", name="directory")
+    def directory_fixture(tmp_path_factory, ca):
+        server = start_directory(tmp_path_factory.mktemp("slapd"), ca, users, groups)
+        yield server
+        server.stop()
+
+    return ca_fixture, directory_fixture

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urljoin
 
+import pytest
 import requests
 
 from hubtest import REPO, free_port, part_missing, wait_for
@@ -136,6 +137,30 @@ class OidcProvider:
                 **oidc,
             },
         }
+
+    def start_with_hub(self, hub_factory, config: dict, name: str):
+        """A hub of ``hub_factory`` (tests/conftest.py) with ``config`` (its ``auth`` from
+        :meth:`auth_section`): its callback made this client's redirect URI, this provider
+        started, then the hub; returns the started hub."""
+        hub = hub_factory(config, name=name, start=False)
+        self.set_redirect_uris([hub.url + "/hub/oauth_callback"])
+        self.start()
+        return hub.start()
+
+
+def provider_fixture(users: dict[str, dict]):
+    """The module-scoped fixture ``provider``: an :class:`OidcProvider` of ``users``, not
+    yet started (:meth:`OidcProvider.start_with_hub` starts it), stopped at the end. A test
+    module binds it: ``provider = provider_fixture(USERS)``."""
+
+    @pytest.fixture(scope="module", name="provider")
+    def fixture(tmp_path_factory):
+        # the redirect URI is the hub's; the hub's port is known once the hub object exists
+        p = OidcProvider(tmp_path_factory.mktemp("oidc-provider"), users, redirect_uris=[])
+        yield p
+        p.stop()
+
+    return fixture
 
 
 def form_action(page: requests.Response) -> str:

@@ -113,6 +113,17 @@ class TestCA:
         _write_key(key_file, key)
         return cert_file, key_file
 
+    def https_hub(self, hub_factory, config: dict, name: str, **tls):
+        """A started hub of ``hub_factory`` (tests/conftest.py) named ``name``, serving
+        https with a certificate of this CA, its sessions trusting this CA; ``tls``: more
+        keys of ``hub.tls`` (``redirect_http_port``, ``hsts``, ...)."""
+        cert, key = self.issue(f"hub-{name}")
+        tls = {"cert_file": str(cert), "key_file": str(key), **tls}
+        config = {**config, "hub": {**config.get("hub", {}), "tls": tls}}
+        hub = hub_factory(config, name=name, start=False)
+        hub.verify = str(self.ca_file)
+        return hub.start()
+
     def chromium_home(self, home: Path) -> Path:
         """A HOME whose NSS database (``.pki/nssdb``) trusts this CA for web sites, as
         Chromium on Linux reads it; give it to the browser as ``env={"HOME": ...}``."""

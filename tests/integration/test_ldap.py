@@ -19,8 +19,8 @@ from tornado import web
 
 import ldaptest
 from gputest import SchedulerClient, gpu_hub_config
-from hubtest import new_password, token_api, wait_for
-from ldaptest import ldap_section, start_directory
+from hubtest import new_password, token_api
+from ldaptest import ldap_section
 from tlstest import TestCA
 
 pytestmark = pytest.mark.integration
@@ -42,17 +42,8 @@ PROFILES = [
 GROUPS = {"ml-team": ["alice", "bob"], "dlhub-admins": ["carol"], "other": ["erin"]}
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("ldap-ca"))
-
-
-@pytest.fixture(scope="module")
-def directory(tmp_path_factory, ca):
-    """slapd with users, groups and a certificate for 127.0.0.1 signed by the test's CA."""
-    server = start_directory(tmp_path_factory.mktemp("slapd"), ca, PASSWORDS, GROUPS)
-    yield server
-    server.stop()
+#: slapd with users, groups and a certificate for 127.0.0.1 signed by the test's CA
+ca, directory = ldaptest.directory_fixtures(PASSWORDS, GROUPS)
 
 
 @pytest.fixture(scope="module")
@@ -93,39 +84,6 @@ def log_in(hub, name: str, password: str):
     return s, r
 
 
-def me(session) -> dict:
-    r = session.api("GET", "/user")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def start(session, name: str):
-    r = session.api("POST", f"/users/{name}/server", json={})
-    assert r.status_code in (201, 202), r.text
-
-    def ready():
-        server = session.api("GET", f"/users/{name}").json()["servers"].get("")
-        return server and server["ready"]
-
-    wait_for(ready, 120, interval=0.5, what=f"{name}'s server")
-
-
-def stop(session, name: str):
-    r = session.api("DELETE", f"/users/{name}/server")
-    assert r.status_code in (202, 204), r.text
-    wait_for(
-        lambda: "" not in session.api("GET", f"/users/{name}").json()["servers"],
-        60,
-        what=f"{name}'s server to stop",
-    )
-
-
-def spawn_form(session) -> str:
-    r = session.get(session.url("/hub/spawn"))
-    assert r.status_code == 200, r.status_code
-    return r.text
-
-
 def gpu_quota(hub, session) -> int:
     """The user's GPU quota as the GPU scheduler sees it (its API, with the user's token)."""
     r = SchedulerClient(hub).api(session.new_token("quota"), "GET", "capacity")
@@ -145,7 +103,7 @@ def has_group_folder(session, name: str, group: str) -> bool:
 def test_a_directory_user_logs_in_through_the_form_with_their_groups(hub):
     s, r = log_in(hub, "alice", PASSWORDS["alice"])
     assert r.status_code == 302, r.text
-    model = me(s)
+    model = s.me()
     assert model["name"] == "alice"
     assert model["groups"] == ["ml-team"]
     assert model["admin"] is False
@@ -155,7 +113,7 @@ def test_a_name_typed_in_capitals_is_the_same_user(hub):
     s, r = log_in(hub, " Alice", PASSWORDS["alice"])
     assert r.status_code == 302, r.text
     s.username = "alice"
-    assert me(s)["name"] == "alice"
+    assert s.me()["name"] == "alice"
 
 
 def test_a_wrong_password_is_refused_with_a_clear_message(hub):
@@ -182,16 +140,16 @@ def test_a_user_in_no_allowed_group_is_refused(hub):
 def test_the_admin_group_makes_an_admin_and_leaving_it_ends_that(hub, directory):
     s, r = log_in(hub, "carol", PASSWORDS["carol"])
     assert r.status_code == 302
-    assert me(s)["admin"] is True
-    assert me(s)["groups"] == ["dlhub-admins"]
+    assert s.me()["admin"] is True
+    assert s.me()["groups"] == ["dlhub-admins"]
     # carol moves to ml-team in the directory; her next log-in is no admin's
     directory.add_member("ml-team", "carol")
     directory.add_member("dlhub-admins", "alice")  # the group keeps a member
     directory.remove_member("dlhub-admins", "carol")
     s, r = log_in(hub, "carol", PASSWORDS["carol"])
     assert r.status_code == 302
-    assert me(s)["admin"] is False
-    assert me(s)["groups"] == ["ml-team"]
+    assert s.me()["admin"] is False
+    assert s.me()["groups"] == ["ml-team"]
     # as it was (carol stays in ml-team too)
     directory.add_member("dlhub-admins", "carol")
     directory.remove_member("dlhub-admins", "alice")
@@ -200,27 +158,27 @@ def test_the_admin_group_makes_an_admin_and_leaving_it_ends_that(hub, directory)
 def test_the_group_folder_follows_the_directory_at_log_in_and_at_start(hub, directory):
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
-    assert me(s)["groups"] == ["ml-team"]
-    form = spawn_form(s)
+    assert s.me()["groups"] == ["ml-team"]
+    form = s.spawn_form()
     assert 'value="gpu"' in form and "your quota of 2" in form  # ml-team's profile, quota
     assert gpu_quota(hub, s) == 2
-    start(s, "bob")
+    s.start_server("bob")
     assert has_group_folder(s, "bob", "ml-team")
-    stop(s, "bob")
+    s.stop_server("bob")
     # bob moves from ml-team to vision (another allowed group) in the directory
     directory.add_group("vision", ["bob"])
     directory.remove_member("ml-team", "bob")
     # his next start reads the directory again (the lookup account): no ml-team folder
-    start(s, "bob")
-    assert me(s)["groups"] == ["vision"]
+    s.start_server("bob")
+    assert s.me()["groups"] == ["vision"]
     assert not has_group_folder(s, "bob", "ml-team")
     assert gpu_quota(hub, s) == 0
-    stop(s, "bob")
-    form = spawn_form(s)
+    s.stop_server("bob")
+    form = s.spawn_form()
     assert 'value="small"' in form and 'value="gpu"' not in form
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
-    assert me(s)["groups"] == ["vision"]
+    assert s.me()["groups"] == ["vision"]
     # out of every allowed group: his start is sent back to log in, and that is refused
     directory.add_member("vision", "alice")
     directory.remove_member("vision", "bob")
@@ -232,7 +190,7 @@ def test_the_group_folder_follows_the_directory_at_log_in_and_at_start(hub, dire
     directory.add_member("ml-team", "bob")
     s, r = log_in(hub, "bob", PASSWORDS["bob"])
     assert r.status_code == 302
-    assert me(s)["groups"] == ["ml-team"]
+    assert s.me()["groups"] == ["ml-team"]
     assert gpu_quota(hub, s) == 2
 
 
@@ -241,7 +199,7 @@ def test_a_user_removed_from_the_directory_cannot_log_in_or_start(hub, directory
     directory.add_member("ml-team", "dave")
     s, r = log_in(hub, "dave", "dave-" + PASSWORDS["alice"])
     assert r.status_code == 302
-    assert me(s)["groups"] == ["ml-team"]
+    assert s.me()["groups"] == ["ml-team"]
     directory.remove_member("ml-team", "dave")
     directory.delete_user("dave")
     # the browser's session is sent back to log in before a start

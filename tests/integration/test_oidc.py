@@ -23,8 +23,8 @@ from gputest import SchedulerClient, gpu_hub_config
 from hub_config import hub as hub_module
 from hub_config.oidc import STATE_REFUSED
 from hub_config.roster import refusal as roster_refusal
-from hubtest import new_password, token_api, wait_for
-from oidctest import OidcProvider, provider_login, submit_password, to_provider_form
+from hubtest import new_password, token_api
+from oidctest import provider_fixture, provider_login, submit_password, to_provider_form
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,9 @@ PROFILES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    users = {name: {"password": PASSWORDS[name], "groups": GROUPS[name]} for name in PASSWORDS}
-    # the redirect URI is the hub's; the hub's port is known once the hub object exists
-    p = OidcProvider(tmp_path_factory.mktemp("oidc-provider"), users, redirect_uris=[])
-    yield p
-    p.stop()
+provider = provider_fixture(
+    {name: {"password": PASSWORDS[name], "groups": GROUPS[name]} for name in PASSWORDS}
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +64,7 @@ def hub(hub_factory, provider, tmp_path_factory):
         "volumes": {"groups": [{"group": "ml-team"}]},
         "culling": {"enabled": False},
     }
-    hub = hub_factory(config, name="oidc", start=False)
-    provider.set_redirect_uris([hub.url + "/hub/oauth_callback"])
-    provider.start()
-    return hub.start()
+    return provider.start_with_hub(hub_factory, config, "oidc")
 
 
 def log_in(hub, name: str):
@@ -81,35 +74,8 @@ def log_in(hub, name: str):
     return s, r
 
 
-def me(session) -> dict:
-    r = session.api("GET", "/user")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def logged_in(session) -> bool:
     return any(c.name == "jupyterhub-hub-login" for c in session.cookies)
-
-
-def start(session, name: str, profile: str = "cpu"):
-    r = session.api("POST", f"/users/{name}/server", json={"profile": profile})
-    assert r.status_code in (201, 202), r.text
-
-    def ready():
-        server = session.api("GET", f"/users/{name}").json()["servers"].get("")
-        return server and server["ready"]
-
-    wait_for(ready, 120, interval=0.5, what=f"{name}'s server")
-
-
-def stop(session, name: str):
-    r = session.api("DELETE", f"/users/{name}/server")
-    assert r.status_code in (202, 204), r.text
-    wait_for(
-        lambda: "" not in session.api("GET", f"/users/{name}").json()["servers"],
-        60,
-        what=f"{name}'s server to stop",
-    )
 
 
 def has_group_folder(session, name: str, group: str) -> bool:
@@ -117,12 +83,6 @@ def has_group_folder(session, name: str, group: str) -> bool:
     r = token_api(session.base, token, "GET", f"/user/{name}/api/contents/groups/{group}")
     assert r.status_code in (200, 404), r.text
     return r.status_code == 200
-
-
-def spawn_form(session) -> str:
-    r = session.get(session.url("/hub/spawn"))
-    assert r.status_code == 200, r.status_code
-    return r.text
 
 
 def test_the_login_page_sends_people_to_the_provider(hub):
@@ -143,7 +103,7 @@ def test_a_member_logs_in_on_the_providers_page_with_pkce_and_their_groups(hub, 
     r = s.get(submit_password(s, form, "ann", PASSWORDS["ann"]), allow_redirects=False)
     assert r.status_code == 302, r.text
     s.username = "ann"
-    model = me(s)
+    model = s.me()
     assert (model["name"], model["groups"], model["admin"]) == ("ann", ["ml-team"], False)
     assert "PKCE on" in hub.log()
 
@@ -166,8 +126,8 @@ def test_someone_in_no_allowed_group_is_refused_by_the_hub(hub):
 def test_the_admin_group_makes_an_admin(hub):
     s, r = log_in(hub, "hedy")
     assert r.status_code == 302
-    assert me(s)["admin"] is True
-    assert me(s)["groups"] == ["hub-admins"]
+    assert s.me()["admin"] is True
+    assert s.me()["groups"] == ["hub-admins"]
 
 
 def test_a_tampered_state_is_refused_with_a_clear_page(hub):
@@ -200,31 +160,31 @@ def test_the_directory_group_drives_profile_folder_and_quota(hub, provider):
     the provider again) and at his next log-in they are gone."""
     s, r = log_in(hub, "ivo")
     assert r.status_code == 302
-    form = spawn_form(s)
+    form = s.spawn_form()
     assert 'value="gpu"' in form  # ml-team's profile
     assert "your quota of 2" in form
     assert gpu_quota(hub, s) == 2
-    start(s, "ivo")
+    s.start_server("ivo", {"profile": "cpu"})
     assert has_group_folder(s, "ivo", "ml-team")
-    stop(s, "ivo")
+    s.stop_server("ivo")
 
     provider.set_groups("ivo", ["students"])
     # the next start refreshes from the provider before it spawns (no new log-in)
-    start(s, "ivo")
-    assert me(s)["groups"] == ["students"]
+    s.start_server("ivo", {"profile": "cpu"})
+    assert s.me()["groups"] == ["students"]
     assert not has_group_folder(s, "ivo", "ml-team")
     assert gpu_quota(hub, s) == 0
-    stop(s, "ivo")
-    form = spawn_form(s)
+    s.stop_server("ivo")
+    form = s.spawn_form()
     assert 'value="small"' in form and 'value="gpu"' not in form
     # and a new log-in says the same
     s, r = log_in(hub, "ivo")
     assert r.status_code == 302
-    assert me(s)["groups"] == ["students"]
+    assert s.me()["groups"] == ["students"]
     # back in ml-team at the provider: back are the profile and the quota at log-in
     provider.set_groups("ivo", ["ml-team"])
     s, r = log_in(hub, "ivo")
-    assert 'value="gpu"' in spawn_form(s)
+    assert 'value="gpu"' in s.spawn_form()
     assert gpu_quota(hub, s) == 2
 
 

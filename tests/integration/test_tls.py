@@ -36,21 +36,8 @@ def redirect_port():
 
 @pytest.fixture(scope="module")
 def hub(hub_factory, ca, redirect_port):
-    cert, key = ca.issue("hub")
-    config = {
-        "hub": {
-            "tls": {
-                "cert_file": str(cert),
-                "key_file": str(key),
-                "redirect_http_port": redirect_port,
-                "hsts": True,
-            }
-        },
-        "culling": {"enabled": False},
-    }
-    hub = hub_factory(config, name="tls", start=False)
-    hub.verify = str(ca.ca_file)
-    return hub.start()
+    config = {"culling": {"enabled": False}}
+    return ca.https_hub(hub_factory, config, "tls", redirect_http_port=redirect_port, hsts=True)
 
 
 @pytest.fixture(scope="module")
