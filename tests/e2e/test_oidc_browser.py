@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from gputest import gpu_hub_config
 from hub_config.oidc import STATE_REFUSED
 from hubtest import new_password
-from oidctest import OidcProvider
+from oidctest import provider_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +29,12 @@ PROFILES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    users = {
+provider = provider_fixture(
+    {
         name: {"password": PASSWORDS[name], "groups": ["ml-team"], "name": name.title()}
         for name in PASSWORDS
     }
-    p = OidcProvider(tmp_path_factory.mktemp("oidc-provider"), users, redirect_uris=[])
-    yield p
-    p.stop()
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +48,7 @@ def hub(hub_factory, provider, tmp_path_factory):
         "volumes": {"groups": [{"group": "ml-team"}]},
         "culling": {"enabled": False},
     }
-    hub = hub_factory(config, name="e2eoidc", start=False)
-    provider.set_redirect_uris([hub.url + "/hub/oauth_callback"])
-    provider.start()
-    return hub.start()
+    return provider.start_with_hub(hub_factory, config, "e2eoidc")
 
 
 def to_provider(page, hub):

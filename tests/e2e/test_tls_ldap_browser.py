@@ -18,9 +18,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from dockertest import docker_section
-from hubtest import free_port, new_password, wait_for
-from ldaptest import ldap_section, start_directory
-from tlstest import TestCA
+from hubtest import free_port, new_password
+from ldaptest import directory_fixtures, ldap_section
 
 pytestmark = pytest.mark.e2e
 
@@ -33,16 +32,7 @@ GROUPS = {"ml-team": ["alice"], "dlhub-admins": ["carol"]}
 DOCKER_NAMES = ("dltls", "dlhub-tls")
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("e2e-ca"))
-
-
-@pytest.fixture(scope="module")
-def directory(tmp_path_factory, ca):
-    server = start_directory(tmp_path_factory.mktemp("slapd"), ca, PASSWORDS, GROUPS)
-    yield server
-    server.stop()
+ca, directory = directory_fixtures(PASSWORDS, GROUPS)
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +42,14 @@ def redirect_port():
 
 @pytest.fixture(scope="module")
 def hub(hub_factory, ca, directory, redirect_port):
-    cert, key = ca.issue("hub")
     config = {
-        "hub": {
-            "tls": {
-                "cert_file": str(cert),
-                "key_file": str(key),
-                "redirect_http_port": redirect_port,
-                "hsts": True,
-            }
-        },
         "auth": {"type": "ldap", "admin_users": [], "ldap": ldap_section(directory, ca)},
         "volumes": {"groups": [{"group": "ml-team"}]},
         "culling": {"enabled": False},
     }
-    hub = hub_factory(config, name="tls-ldap", start=False)
-    hub.verify = str(ca.ca_file)
-    return hub.start()
+    return ca.https_hub(
+        hub_factory, config, "tls-ldap", redirect_http_port=redirect_port, hsts=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,29 +141,18 @@ def test_the_admin_group_member_reaches_the_admin_panel(hub, trusting):
 def test_the_docker_backend_serves_https_and_reaches_containers_in_plain_http(
     hub_factory, engine, names, ca
 ):
-    cert, key = ca.issue("docker-hub")
     config = {
         "backend": "docker",
-        "hub": {"tls": {"cert_file": str(cert), "key_file": str(key)}},
         "docker": docker_section(names),
         "profiles": [{"name": "cpu", "cpu_limit": 1, "mem_limit": "1G", "default": True}],
         "culling": {"enabled": False},
     }
-    hub = hub_factory(config, name="tls-docker", start=False)
-    hub.verify = str(ca.ca_file)
-    hub.start()
+    hub = ca.https_hub(hub_factory, config, "tls-docker")
     try:
         admin = hub.admin("admin", new_password())
         token = admin.new_token("docker tls")
         headers = {"Authorization": f"token {token}"}
-        r = admin.api("POST", "/users/admin/server", json={})
-        assert r.status_code in (201, 202), r.text
-
-        def ready():
-            server = admin.api("GET", "/users/admin").json()["servers"].get("")
-            return server and server["ready"]
-
-        wait_for(ready, 180, interval=1, what="the admin's container")
+        admin.start_server("admin", timeout=180)
         # the browser side is https with the test CA's certificate ...
         r = requests.get(
             f"{hub.url}/user/admin/api/status", headers=headers, verify=str(ca.ca_file), timeout=30
