@@ -264,6 +264,9 @@ def test_dlhub_up_admin_and_roster_import_under_a_directory(tmp_path, capsys, mo
     config = tmp_path / "dlhub.yaml"
     config.write_text(yaml.safe_dump({"auth": OIDC}))
     monkeypatch.chdir(tmp_path)
+    # `dlhub admin --config` sets $DLHUB_CONFIG for what it runs: undone after this test,
+    # or every later test that loads the default config would get this one
+    monkeypatch.setenv("DLHUB_CONFIG", "")
     assert main(["admin", "admin", "--config", str(config)]) == 2
     assert "auth.type is oidc" in capsys.readouterr().err
     # the roster's import is refused before the file is read or the hub is asked
