@@ -1,6 +1,22 @@
-"""The hub's sign-up and log-in forms, driven in a Playwright page."""
+"""The Chromium the browser tests launch, and the hub's sign-up and log-in forms driven in
+a Playwright page."""
 
 from __future__ import annotations
+
+import os
+
+CHROMIUM = os.environ.get("DLHUB_CHROMIUM", "/usr/bin/chromium")
+# as the probe of these machines found: no background traffic, no sandbox as root
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def sign_up(page, hub, name: str, password: str) -> str:

@@ -15,26 +15,13 @@ Docker fixtures of the docker-backend modules (one per module):
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from browsertest import CHROMIUM, CHROMIUM_ARGS
 from dockertest import USER_IMAGE, docker_names
 from hubtest import REPO, docker_engine_with, part_missing, remove_docker_objects
-
-CHROMIUM = os.environ.get("DLHUB_CHROMIUM", "/usr/bin/chromium")
-# as the probe of these machines found: no background traffic, no sandbox as root
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def hub(hub_factory, ca, directory, redirect_port):
 @pytest.fixture(scope="module")
 def trusting(browser, ca, tmp_path_factory):
     """A Chromium whose NSS database trusts the test's CA (and nothing is ignored)."""
-    from conftest import CHROMIUM, CHROMIUM_ARGS
+    from browsertest import CHROMIUM, CHROMIUM_ARGS
 
     home = ca.chromium_home(tmp_path_factory.mktemp("chromium-home"))
     trusting = browser.browser_type.launch(

@@ -15,3 +15,18 @@ def test_no_two_test_modules_share_a_name():
             where[path.name].append(str(path.relative_to(TESTS)))
     shared = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert not shared, f"rename one of each: {shared}"
+
+
+def test_no_test_module_imports_a_conftest():
+    """Each directory's conftest.py is imported as the module `conftest`: in one run the
+    name means whichever came last, so what tests share lives in tests/*test.py."""
+    importing = [
+        str(path.relative_to(TESTS))
+        for path in TESTS.rglob("*.py")
+        if "__pycache__" not in path.parts
+        and any(
+            line.strip().startswith(("from conftest import", "import conftest"))
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert not importing, f"import from a tests/*test.py helper instead: {importing}"
